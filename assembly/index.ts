@@ -1,0 +1,17 @@
+// Entry point: every kernel the TypeScript side calls. All take byte pointers into linear memory,
+// element counts and a channel range [c0, c1), and allocate nothing (memory is owned by src/memory.ts).
+export { statsChannelsFirst } from "./stats_channels_first";
+export { statsChannelsLast } from "./stats_channels_last";
+export { forwardCoefficients, backwardCoefficients } from "./coefficients";
+export { normalizeChannelsFirst } from "./normalize_channels_first";
+export { normalizeChannelsLast } from "./normalize_channels_last";
+export { forwardTrainChannelsFirst } from "./forward_train_channels_first";
+export { backwardReduceChannelsFirst } from "./backward_reduce_channels_first";
+export { backwardReduceChannelsLast } from "./backward_reduce_channels_last";
+export { backwardDxChannelsFirst } from "./backward_dx_channels_first";
+export { backwardDxChannelsLast } from "./backward_dx_channels_last";
+
+/** First byte the JS allocator may hand out. */
+export function heapBase(): usize {
+  return __heap_base;
+}

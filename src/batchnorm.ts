@@ -1,0 +1,172 @@
+// The functional API: batchNorm (forward, training or inference) and batchNormBackward, with
+// PyTorch's semantics (torch.nn.functional.batch_norm and its autograd):
+//   y = (x - mean) / sqrt(var + eps) * weight + bias, per channel,
+// mean/var from the batch (biased variance) when training or when no running statistics are given,
+// else from runningMean/runningVar; training updates running = (1 - momentum) * running +
+// momentum * batch, with the unbiased batch variance. See: Ioffe & Szegedy, "Batch Normalization", 2015.
+import { Engine, Running, view } from "./engine.js";
+import {
+  Layout, Tensor, checkBatchStats, checkBoolean, checkChannels, checkEps, checkLayout, checkMomentum, checkOut,
+  checkTensor, describe, geometry,
+} from "./validate.js";
+
+export interface BatchNormOptions {
+  /** Shape in memory order: [N, C, ...spatial] (channels-first) or [N, ...spatial, C] (channels-last). */
+  shape: readonly number[];
+  layout?: Layout;
+  weight?: Tensor | null;
+  bias?: Tensor | null;
+  runningMean?: Tensor | null;
+  runningVar?: Tensor | null;
+  /** Normalize with batch statistics and update the running ones (default true). */
+  training?: boolean;
+  /** Running-average factor in [0, 1] (default 0.1). */
+  momentum?: number;
+  /** Added to the variance (default 1e-5). */
+  eps?: number;
+  /** Destination for y (a WasmTensor avoids every tensor-sized copy); may be x itself. */
+  out?: Tensor | null;
+}
+
+export interface BatchNormResult {
+  y: Float32Array;
+  /** Per-channel mean the forward normalized with. */
+  mean: Float32Array;
+  /** Per-channel 1 / sqrt(var + eps) the forward normalized with. */
+  invstd: Float32Array;
+}
+
+export interface BatchNormBackwardOptions {
+  shape: readonly number[];
+  layout?: Layout;
+  weight?: Tensor | null;
+  eps?: number;
+  /** The forward used batch statistics (default true): pass its `mean` and `invstd`. */
+  training?: boolean;
+  mean?: Tensor | null;
+  invstd?: Tensor | null;
+  /** With training: false, the running statistics the forward used (treated as constants). */
+  runningMean?: Tensor | null;
+  runningVar?: Tensor | null;
+  /** Destination for dx; may be dy itself. */
+  out?: Tensor | null;
+}
+
+export interface BatchNormBackwardResult {
+  dx: Float32Array;
+  /** Gradient for weight (returned also without a weight: it is that of an implicit weight of 1). */
+  dweight: Float32Array;
+  dbias: Float32Array;
+}
+
+/**
+ * The float64 statistics behind each `mean` array batchNorm returned. When backward gets that same
+ * array (and its `invstd`) unchanged, it uses them, so a large mean keeps its precision in dx.
+ */
+const exact = new WeakMap<Float32Array, { invstd: Float32Array; mean64: Float64Array; invstd64: Float64Array }>();
+
+function sameAsFloat32(a: Float32Array, b: Float64Array): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== Math.fround(b[i])) return false;
+  return true;
+}
+
+export function batchNorm(engine: Engine, x: Tensor, options: BatchNormOptions): BatchNormResult {
+  const memory = engine.memory;
+  if (options === null || typeof options !== "object") throw new TypeError(`options: expected an object, got ${describe(options)}`);
+  checkTensor("x", x, memory);
+  const g = geometry(options.shape, checkLayout(options.layout), x.length);
+  const weight = checkChannels("weight", options.weight, g.c, memory);
+  const bias = checkChannels("bias", options.bias, g.c, memory);
+  const runningMean = checkChannels("runningMean", options.runningMean, g.c, memory);
+  const runningVar = checkChannels("runningVar", options.runningVar, g.c, memory);
+  if (!runningMean !== !runningVar) {
+    throw new TypeError(`runningMean, runningVar: give both or neither, got only ${runningMean ? "runningMean" : "runningVar"}`);
+  }
+  const training = checkBoolean("training", options.training, true);
+  const momentum = checkMomentum(options.momentum, false)!;
+  const eps = checkEps(options.eps);
+  const out = checkOut("out", options.out, x.length, memory);
+  const running: Running | null = runningMean && { mean: runningMean, variance: runningVar! };
+  const batchStats = training || !running;
+  if (batchStats) checkBatchStats(g);
+
+  if (g.length === 0) {
+    const y = out ? view(out) : new Float32Array(0);
+    return { y, mean: new Float32Array(g.c).fill(NaN), invstd: new Float32Array(g.c).fill(NaN) };
+  }
+  const temps: number[] = [];
+  try {
+    const sc = engine.scratch(g.c);
+    const xp = engine.input(x, temps);
+    const yp = engine.output(out, g.length, temps);
+    engine.forward(xp, yp, g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null);
+    const mean64 = engine.f64(sc.mean, g.c).slice();
+    const invstd64 = engine.f64(sc.invstd, g.c).slice();
+    const mean = Float32Array.from(mean64);
+    const invstd = Float32Array.from(invstd64);
+    exact.set(mean, { invstd, mean64, invstd64 });
+    return { y: engine.result(out, yp, g.length), mean, invstd };
+  } finally {
+    engine.release(temps);
+  }
+}
+
+export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): BatchNormBackwardResult {
+  const memory = engine.memory;
+  if (options === null || typeof options !== "object") throw new TypeError(`options: expected an object, got ${describe(options)}`);
+  checkTensor("dy", dy, memory);
+  checkTensor("x", x, memory);
+  const g = geometry(options.shape, checkLayout(options.layout), x.length);
+  if (dy.length !== x.length) throw new RangeError(`dy: expected length ${x.length} (as x), got ${dy.length}`);
+  const weight = checkChannels("weight", options.weight, g.c, memory);
+  const training = checkBoolean("training", options.training, true);
+  const eps = checkEps(options.eps);
+  const out = checkOut("out", options.out, x.length, memory);
+  let mean64: Float64Array;
+  let invstd64: Float64Array;
+  if (training) {
+    const mean = checkChannels("mean", options.mean, g.c, memory);
+    const invstd = checkChannels("invstd", options.invstd, g.c, memory);
+    if (!mean || !invstd) {
+      throw new TypeError(
+        `${mean ? "invstd" : "mean"}: required with training: true (pass the mean and invstd batchNorm returned), got ${describe(mean ? options.invstd : options.mean)}`,
+      );
+    }
+    const saved = mean instanceof Float32Array ? exact.get(mean) : undefined;
+    if (saved && saved.invstd === invstd && sameAsFloat32(mean as Float32Array, saved.mean64) && sameAsFloat32(invstd, saved.invstd64)) {
+      mean64 = saved.mean64;
+      invstd64 = saved.invstd64;
+    } else {
+      mean64 = Float64Array.from(view(mean));
+      invstd64 = Float64Array.from(view(invstd));
+    }
+  } else {
+    const rm = checkChannels("runningMean", options.runningMean, g.c, memory);
+    const rv = checkChannels("runningVar", options.runningVar, g.c, memory);
+    if (!rm || !rv) {
+      throw new TypeError(`${rm ? "runningVar" : "runningMean"}: required with training: false, got ${describe(rm ? options.runningVar : options.runningMean)}`);
+    }
+    mean64 = Float64Array.from(view(rm));
+    invstd64 = Float64Array.from(view(rv), (v) => 1 / Math.sqrt(v + eps));
+  }
+
+  if (g.length === 0) {
+    const dx = out ? view(out) : new Float32Array(0);
+    return { dx, dweight: new Float32Array(g.c), dbias: new Float32Array(g.c) };
+  }
+  const temps: number[] = [];
+  try {
+    const sc = engine.scratch(g.c);
+    const dyp = engine.input(dy, temps);
+    const xp = engine.input(x, temps);
+    const dxp = engine.output(out, g.length, temps);
+    engine.f64(sc.mean, g.c).set(mean64);
+    engine.f64(sc.invstd, g.c).set(invstd64);
+    engine.backward(dyp, xp, dxp, g, sc, weight, training);
+    const dweight = Float32Array.from(engine.f64(sc.dweight, g.c));
+    const dbias = Float32Array.from(engine.f64(sc.sumDy, g.c));
+    return { dx: engine.result(out, dxp, g.length), dweight, dbias };
+  } finally {
+    engine.release(temps);
+  }
+}

@@ -1,0 +1,192 @@
+// The pointer-level passes shared by the functional API, the BatchNorm module and RunningStats:
+// per-channel scratch, staging of inputs and outputs, kernel dispatch by layout, and the running
+// statistics update. Callers validate first; nothing here checks arguments.
+import type { BackendName, Kernels } from "./kernels.js";
+import { WasmMemory, WasmTensor } from "./memory.js";
+import type { Geometry, Tensor } from "./validate.js";
+
+const view = (t: Tensor): Float32Array => (t instanceof WasmTensor ? t.data : t);
+
+/** Byte addresses of the per-channel scratch rows for `c` channels. */
+export interface Scratch {
+  c: number;
+  /** f64 rows */
+  mean: number;
+  variance: number;
+  invstd: number;
+  sumDy: number;
+  sumDyXc: number;
+  dweight: number;
+  /** f32 rows */
+  weight: number;
+  bias: number;
+  /** coefficient block: 5 rows of C rounded up to 4 floats (assembly/coefficients.ts) */
+  coef: number;
+}
+
+/** Running statistics to read (eval) or update (training, when `factor` is a number). */
+export interface Running {
+  mean: Tensor;
+  variance: Tensor;
+}
+
+export class Engine {
+  private scratchBlock = 0;
+  private scratchChannels = -1;
+  private current: Scratch | null = null;
+
+  constructor(
+    readonly name: BackendName,
+    readonly kernels: Kernels,
+    readonly memory: WasmMemory,
+  ) {}
+
+  /** Scratch for `c` channels, reused across calls (allocate it before taking any views). */
+  scratch(c: number): Scratch {
+    if (c > this.scratchChannels) {
+      const grown = Math.max(c, 2 * this.scratchChannels, 64);
+      const block = this.memory.alloc(this.scratchBytes(grown), "channel scratch");
+      if (this.scratchBlock) this.memory.release(this.scratchBlock);
+      this.scratchBlock = block;
+      this.scratchChannels = grown;
+      this.current = null;
+    }
+    if (this.current?.c !== c) {
+      const f64Row = Math.ceil((c * 8) / 64) * 64;
+      const f32Row = Math.ceil((c * 4) / 64) * 64;
+      const base = this.scratchBlock;
+      this.current = {
+        c,
+        mean: base,
+        variance: base + f64Row,
+        invstd: base + 2 * f64Row,
+        sumDy: base + 3 * f64Row,
+        sumDyXc: base + 4 * f64Row,
+        dweight: base + 5 * f64Row,
+        weight: base + 6 * f64Row,
+        bias: base + 6 * f64Row + f32Row,
+        coef: base + 6 * f64Row + 2 * f32Row,
+      };
+    }
+    return this.current;
+  }
+
+  private scratchBytes(c: number): number {
+    const f64Row = Math.ceil((c * 8) / 64) * 64;
+    const f32Row = Math.ceil((c * 4) / 64) * 64;
+    return 6 * f64Row + 2 * f32Row + 5 * ((c + 3) & ~3) * 4;
+  }
+
+  f64(ptr: number, length: number): Float64Array {
+    return this.memory.f64(ptr, length);
+  }
+
+  /** Address of `t`'s data in wasm memory; a Float32Array is copied into a new block listed in `temps`. */
+  input(t: Tensor, temps: number[]): number {
+    if (t instanceof WasmTensor) return t.ptr;
+    const ptr = this.memory.alloc(t.length * 4);
+    temps.push(ptr);
+    this.memory.f32(ptr, t.length).set(t);
+    return ptr;
+  }
+
+  /** Address the kernel writes `length` results to: a WasmTensor `out` itself, else a temp block. */
+  output(out: Tensor | null, length: number, temps: number[]): number {
+    if (out instanceof WasmTensor) return out.ptr;
+    const ptr = this.memory.alloc(length * 4);
+    temps.push(ptr);
+    return ptr;
+  }
+
+  /** The results at `ptr` as the caller sees them: `out` (filled), or a new Float32Array. */
+  result(out: Tensor | null, ptr: number, length: number): Float32Array {
+    if (out instanceof WasmTensor) return out.data;
+    const src = this.memory.f32(ptr, length);
+    if (out) {
+      out.set(src);
+      return out;
+    }
+    return src.slice();
+  }
+
+  release(temps: number[]): void {
+    for (const ptr of temps) this.memory.release(ptr);
+  }
+
+  /** Writes optional weight and bias into scratch (or points at them); returns their addresses, 0 for none. */
+  private params(sc: Scratch, weight: Tensor | null, bias: Tensor | null): [number, number] {
+    return [this.param(weight, sc.weight, sc.c), this.param(bias, sc.bias, sc.c)];
+  }
+
+  private param(t: Tensor | null, slot: number, c: number): number {
+    if (!t) return 0;
+    if (t instanceof WasmTensor) return t.ptr;
+    this.memory.f32(slot, c).set(t);
+    return slot;
+  }
+
+  /**
+   * Forward pass from `x` to `y` (addresses; y may equal x). With `batchStats` the statistics come
+   * from the batch and land in the scratch mean/variance/invstd rows; otherwise `running` supplies
+   * them. With `factor` (training with running statistics) those are updated in place:
+   * running = (1 - f) * running + f * batch, the variance unbiased as in torch.
+   */
+  forward(
+    x: number, y: number, g: Geometry, sc: Scratch, weight: Tensor | null, bias: Tensor | null, eps: number,
+    batchStats: boolean, running: Running | null, factor: number | null,
+  ): void {
+    const k = this.kernels;
+    const { n, c, s, count } = g;
+    const [w, b] = this.params(sc, weight, bias);
+    if (batchStats && !g.rows) {
+      k.forwardTrainChannelsFirst(x, y, n, c, s, 0, c, eps, w, b, sc.mean, sc.variance, sc.invstd, sc.coef);
+    } else {
+      if (batchStats) k.statsChannelsLast(x, count, c, 0, c, sc.mean, sc.variance);
+      else {
+        this.f64(sc.mean, c).set(view(running!.mean));
+        this.f64(sc.variance, c).set(view(running!.variance));
+      }
+      k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, eps, w, b, sc.coef, sc.invstd);
+      if (g.rows) k.normalizeChannelsLast(x, y, count, c, 0, c, sc.coef);
+      else k.normalizeChannelsFirst(x, y, n, c, s, 0, c, sc.coef);
+    }
+    if (batchStats && running && factor !== null) {
+      const mean = this.f64(sc.mean, c);
+      const variance = this.f64(sc.variance, c);
+      const rm = view(running.mean);
+      const rv = view(running.variance);
+      const unbias = count / (count - 1);
+      for (let i = 0; i < c; i++) {
+        rm[i] = (1 - factor) * rm[i] + factor * mean[i];
+        rv[i] = (1 - factor) * rv[i] + factor * variance[i] * unbias;
+      }
+    }
+  }
+
+  /** Batch mean and biased variance only, into the scratch mean/variance rows. */
+  stats(x: number, g: Geometry, sc: Scratch): void {
+    if (g.rows) this.kernels.statsChannelsLast(x, g.count, g.c, 0, g.c, sc.mean, sc.variance);
+    else this.kernels.statsChannelsFirst(x, g.n, g.c, g.s, 0, g.c, sc.mean, sc.variance);
+  }
+
+  /**
+   * Backward pass: dx at `dx` (may equal dy); dweight and dbias in the scratch dweight/sumDy rows.
+   * The caller has written the f64 mean and invstd the forward normalized with into scratch.
+   * `training`: the statistics came from the batch, so the gradient flows through them.
+   */
+  backward(dy: number, x: number, dx: number, g: Geometry, sc: Scratch, weight: Tensor | null, training: boolean): void {
+    const k = this.kernels;
+    const { n, c, s, count } = g;
+    const w = this.param(weight, sc.weight, c);
+    if (g.rows) k.backwardReduceChannelsLast(dy, x, count, c, 0, c, sc.mean, sc.sumDy, sc.sumDyXc);
+    else k.backwardReduceChannelsFirst(dy, x, n, c, s, 0, c, sc.mean, sc.sumDy, sc.sumDyXc);
+    k.backwardCoefficients(c, 0, c, count, sc.sumDy, sc.sumDyXc, sc.mean, sc.invstd, w, training ? 1 : 0, sc.coef, sc.dweight);
+    if (training) {
+      if (g.rows) k.backwardDxChannelsLast(dy, x, dx, count, c, 0, c, sc.coef);
+      else k.backwardDxChannelsFirst(dy, x, dx, n, c, s, 0, c, sc.coef);
+    } else if (g.rows) k.normalizeChannelsLast(dy, dx, count, c, 0, c, sc.coef);
+    else k.normalizeChannelsFirst(dy, dx, n, c, s, 0, c, sc.coef);
+  }
+}
+
+export { view };
