@@ -87,6 +87,12 @@ export class Backend {
   get memoryBytes(): number {
     return this.engine.memory.buffer.byteLength;
   }
+
+  /** Linear memory size, bytes held by live blocks, and blocks allocated so far (to check zero-copy use and leaks). */
+  memoryStats(): { bytes: number; inUse: number; allocations: number } {
+    const m = this.engine.memory;
+    return { bytes: m.buffer.byteLength, inUse: m.bytesInUse, allocations: m.allocations };
+  }
 }
 
 const loaded = new Map<BackendName, Promise<Backend>>();

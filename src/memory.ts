@@ -22,6 +22,8 @@ export class WasmMemory {
   /** Free blocks sorted by address; adjacent ones are always merged. */
   private readonly free: Block[] = [];
   private readonly used = new Map<number, number>();
+  /** Blocks handed out since creation (a zero-copy call adds none). */
+  allocations = 0;
 
   constructor() {
     this.memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES });
@@ -57,6 +59,7 @@ export class WasmMemory {
       block.size -= size;
     }
     this.used.set(ptr, size);
+    this.allocations++;
     return ptr;
   }
 

@@ -27,6 +27,7 @@ export function describe(v: unknown): string {
   if (v instanceof WasmTensor) return `WasmTensor(${v.length})${v.freed ? " (freed)" : ""}`;
   if (typeof v === "object") return v.constructor?.name ?? "object";
   if (typeof v === "number") return String(v);
+  if (typeof v === "string") return JSON.stringify(v);
   return typeof v;
 }
 

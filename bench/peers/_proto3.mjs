@@ -1,0 +1,11 @@
+import { register } from 'node:module';
+register('./tfjs-gradients-hook.mjs', import.meta.url);
+const tf = await import('@tensorflow/tfjs-core');
+await import('@tensorflow/tfjs-backend-cpu');
+await import('@tensorflow/tfjs-core/dist/register_all_gradients.js');
+await tf.setBackend('cpu');
+const x = tf.tensor(Float32Array.from({length:96},(_,i)=>Math.sin(i)), [2,4,4,3]);
+const g = tf.grads((x,w,b)=>{const m=tf.moments(x,[0,1,2]); return tf.batchNorm(x,m.mean,m.variance,b,w,1e-5);});
+const dy = tf.tensor(Float32Array.from({length:96},(_,i)=>Math.cos(3*i)), [2,4,4,3]);
+const [dx,dw,db] = g([x, tf.ones([3]), tf.zeros([3])], dy);
+console.log(dx.dataSync().slice(0,3), dw.dataSync(), db.dataSync());

@@ -1,0 +1,83 @@
+// Wasm memory: views that survive growth, zero-copy calls that allocate nothing, freed space reused.
+import { describe, expect, it } from "vitest";
+import { BACKENDS, backend } from "./helpers.js";
+import { randn, referenceForward } from "./reference.js";
+
+describe.each(BACKENDS)("memory, %s backend", (name) => {
+  it("WasmTensor views stay valid after forced growth", async () => {
+    const bn = await backend(name);
+    const t = bn.alloc(1000);
+    t.data.set(randn(1000, 1));
+    const copy = t.data.slice();
+    const oldView = t.data;
+    const before = bn.memoryBytes;
+    const big = bn.alloc(before / 4); // more than is free: memory must grow
+    expect(bn.memoryBytes).toBeGreaterThanOrEqual(2 * before); // grows in a large step
+    expect(oldView.length).toBe(0); // the old ArrayBuffer was detached
+    expect(Array.from(t.data)).toEqual(Array.from(copy));
+    const y = bn.batchNorm(t, { shape: [10, 10, 10] }).y;
+    const ref = referenceForward(copy, { shape: [10, 10, 10] });
+    for (let i = 0; i < 1000; i += 97) expect(y[i]).toBeCloseTo(ref.y[i], 5);
+    big.free();
+    t.free();
+  });
+
+  it("zero-copy calls allocate nothing and can run in place", async () => {
+    const bn = await backend(name);
+    const shape = [4, 8, 6, 6];
+    const x = bn.alloc(4 * 8 * 36);
+    const y = bn.alloc(x.length);
+    const dx = bn.alloc(x.length);
+    x.data.set(randn(x.length, 2, 1, 5));
+    const { mean, invstd } = bn.batchNorm(x, { shape, out: y }); // warm up the channel scratch
+    const start = bn.memoryStats();
+    for (let i = 0; i < 50; i++) {
+      bn.batchNorm(x, { shape, out: y });
+      bn.batchNormBackward(y, x, { shape, mean, invstd, out: dx });
+    }
+    expect(bn.memoryStats()).toEqual(start);
+    const expected = bn.batchNorm(x.data.slice(), { shape }).y;
+    const r = bn.batchNorm(x, { shape, out: x }); // in place
+    expect(r.y).toBe(x.data);
+    expect(Array.from(x.data)).toEqual(Array.from(expected));
+    for (const t of [x, y, dx]) t.free();
+  });
+
+  it("10,000 calls of varying sizes reuse freed space", async () => {
+    const bn = await backend(name);
+    const layer = new bn.BatchNorm(16);
+    const stats = new bn.RunningStats(16);
+    const inUse = bn.memoryStats().inUse;
+    let bytes = 0;
+    for (let i = 0; i < 10_000; i++) {
+      const n = 2 + ((i * 7919) % 61);
+      const s = 1 + ((i * 104729) % 37);
+      const shape = [n, 16, s];
+      const x = randn(n * 16 * s, i + 1);
+      const layout = i % 2 ? "channels-first" : "channels-last";
+      const r = bn.batchNorm(x, { shape, layout });
+      bn.batchNormBackward(x, x, { shape, layout, mean: r.mean, invstd: r.invstd });
+      if (i % 10 === 0) {
+        layer.forward(x, shape);
+        layer.backward(x);
+        stats.update(x, { shape });
+      }
+      if (i === 999) bytes = bn.memoryBytes;
+    }
+    // the largest sizes were all seen in the first 1,000 calls: memory may not grow after that
+    expect(bn.memoryBytes).toBe(bytes);
+    layer.dispose();
+    expect(bn.memoryStats().inUse).toBe(inUse); // every temporary block was returned
+  });
+
+  it("a tensor larger than wasm32 memory is a RangeError, and nothing leaks", async () => {
+    const bn = await backend(name);
+    expect(() => bn.alloc(2 ** 31)).toThrow(RangeError);
+    expect(() => bn.alloc(2 ** 30 + 1)).toThrow(/do not fit in wasm32 memory/);
+    const before = bn.memoryStats().inUse;
+    // x fits (2.2 GB), but x and y together exceed 4 GiB
+    const x = new Float32Array(550_000_000);
+    expect(() => bn.batchNorm(x, { shape: [275_000_000, 2] })).toThrow(/do not fit in wasm32 memory/);
+    expect(bn.memoryStats().inUse).toBe(before);
+  });
+});
