@@ -31,6 +31,9 @@ export interface Running {
 }
 
 export class Engine {
+  /** Input bytes per channel group in the channels-first training forward: what stays in cache between its two passes. */
+  static groupBytes = 4 << 20;
+
   private scratchBlock = 0;
   private scratchChannels = -1;
   private current: Scratch | null = null;
@@ -139,7 +142,8 @@ export class Engine {
     const { n, c, s, count } = g;
     const [w, b] = this.params(sc, weight, bias);
     if (batchStats && !g.rows) {
-      k.forwardTrainChannelsFirst(x, y, n, c, s, 0, c, eps, w, b, sc.mean, sc.variance, sc.invstd, sc.coef);
+      const group = Math.max(1, Math.floor(Engine.groupBytes / (n * s * 4)));
+      k.forwardTrainChannelsFirst(x, y, n, c, s, 0, c, group, eps, w, b, sc.mean, sc.variance, sc.invstd, sc.coef);
     } else {
       if (batchStats) k.statsChannelsLast(x, count, c, 0, c, sc.mean, sc.variance);
       else {

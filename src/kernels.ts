@@ -21,7 +21,7 @@ export interface Kernels {
   normalizeChannelsFirst(x: number, y: number, n: number, c: number, s: number, c0: number, c1: number, coef: number): void;
   normalizeChannelsLast(x: number, y: number, rows: number, c: number, c0: number, c1: number, coef: number): void;
   forwardTrainChannelsFirst(
-    x: number, y: number, n: number, c: number, s: number, c0: number, c1: number, eps: number, weight: number,
+    x: number, y: number, n: number, c: number, s: number, c0: number, c1: number, group: number, eps: number, weight: number,
     bias: number, mean: number, variance: number, invstd: number, coef: number,
   ): void;
   backwardReduceChannelsFirst(

@@ -1,0 +1,18 @@
+import { register, createRequire } from 'node:module';
+import path from 'node:path';
+register('./tfjs-gradients-hook.mjs', import.meta.url);
+const tf = await import('@tensorflow/tfjs-core');
+tf.enableProdMode();
+await import('@tensorflow/tfjs-backend-cpu');
+const tfwasm = await import('@tensorflow/tfjs-backend-wasm');
+await import('@tensorflow/tfjs-core/dist/register_all_gradients.js');
+const req=createRequire(import.meta.url);
+const dir = path.dirname(req.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'))+'/';
+tfwasm.setWasmPaths(dir);
+tfwasm.setThreadsCount(1);
+console.log(await tf.setBackend('wasm'), tf.getBackend(), tfwasm.getThreadsCount(), tf.env().getAsync ? await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT') : '', await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
+const x = tf.tensor(Float32Array.from({length:96},(_,i)=>Math.sin(i)), [2,4,4,3]);
+const g = tf.grads((x,w,b)=>{const m=tf.moments(x,[0,1,2]); return tf.batchNorm(x,m.mean,m.variance,b,w,1e-5);});
+const dy = tf.tensor(Float32Array.from({length:96},(_,i)=>Math.cos(3*i)), [2,4,4,3]);
+const [dx,dw,db] = g([x, tf.ones([3]), tf.zeros([3])], dy);
+console.log(dx.dataSync().slice(0,3), dw.dataSync(), db.dataSync());
