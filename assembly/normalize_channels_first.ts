@@ -1,33 +1,33 @@
-// y = ((x - mh) - ml) * a + b per channel of a channels-first tensor [N, C, S], in memory order
+// y = (x - mh) * a + b per channel of a channels-first tensor [N, C, S], in memory order
 // (forward normalize + affine, and eval-mode backward dx = dy * k1; see coefficients.ts).
 import { at4 } from "./widen";
-import { rowAt, ROW_MH, ROW_ML, ROW_A, ROW_B } from "./coefficients";
+import { rowAt, ROW_MH, ROW_A, ROW_B } from "./coefficients";
 
 /** Normalizes the row [p, p + bytes) into o; o may equal p. */
-@inline function normalizeRow(p: usize, o: usize, bytes: usize, mh: f32, ml: f32, a: f32, b: f32): void {
+@inline function normalizeRow(p: usize, o: usize, bytes: usize, mh: f32, a: f32, b: f32): void {
   const end = p + bytes;
   let q = p, r = o;
   if (ASC_FEATURE_SIMD) {
-    const mhv = f32x4.splat(mh), mlv = f32x4.splat(ml), av = f32x4.splat(a), bv = f32x4.splat(b);
+    const mv = f32x4.splat(mh), av = f32x4.splat(a), bv = f32x4.splat(b);
     for (; q + 32 <= end; q += 32, r += 32) {
       const v = v128.load(q);
       const w = v128.load(q, 16);
-      v128.store(r, f32x4.add(f32x4.mul(f32x4.sub(f32x4.sub(v, mhv), mlv), av), bv));
-      v128.store(r, f32x4.add(f32x4.mul(f32x4.sub(f32x4.sub(w, mhv), mlv), av), bv), 16);
+      v128.store(r, f32x4.add(f32x4.mul(f32x4.sub(v, mv), av), bv));
+      v128.store(r, f32x4.add(f32x4.mul(f32x4.sub(w, mv), av), bv), 16);
     }
     if (q + 16 <= end) {
-      v128.store(r, f32x4.add(f32x4.mul(f32x4.sub(f32x4.sub(v128.load(q), mhv), mlv), av), bv));
+      v128.store(r, f32x4.add(f32x4.mul(f32x4.sub(v128.load(q), mv), av), bv));
       q += 16; r += 16;
     }
   } else {
     for (; q + 8 <= end; q += 8, r += 8) {
       const v = load<f32>(q);
       const w = load<f32>(q, 4);
-      store<f32>(r, ((v - mh) - ml) * a + b);
-      store<f32>(r, ((w - mh) - ml) * a + b, 4);
+      store<f32>(r, (v - mh) * a + b);
+      store<f32>(r, (w - mh) * a + b, 4);
     }
   }
-  for (; q < end; q += 4, r += 4) store<f32>(r, ((load<f32>(q) - mh) - ml) * a + b);
+  for (; q < end; q += 4, r += 4) store<f32>(r, (load<f32>(q) - mh) * a + b);
 }
 
 /** Normalizes channels [c0, c1) with the forward coefficient block `coef`; `y` may equal `x`. */
@@ -39,8 +39,7 @@ export function normalizeChannelsFirst(
     for (let ch = c0; ch < c1; ch++) {
       const offset = at4(i * c + ch) * <usize>s;
       normalizeRow(
-        x + offset, y + offset, row,
-        load<f32>(rowAt(coef, c, ROW_MH, ch)), load<f32>(rowAt(coef, c, ROW_ML, ch)),
+        x + offset, y + offset, row, load<f32>(rowAt(coef, c, ROW_MH, ch)),
         load<f32>(rowAt(coef, c, ROW_A, ch)), load<f32>(rowAt(coef, c, ROW_B, ch)),
       );
     }

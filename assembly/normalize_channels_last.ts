@@ -1,14 +1,13 @@
-// y = ((x - mh) - ml) * a + b per channel of a channels-last tensor [M, C]
+// y = (x - mh) * a + b per channel of a channels-last tensor [M, C]
 // (forward normalize + affine, and eval-mode backward dx = dy * k1; see coefficients.ts).
 import { at4 } from "./widen";
-import { rowAt, ROW_MH, ROW_ML, ROW_A, ROW_B } from "./coefficients";
+import { rowAt, ROW_MH, ROW_A, ROW_B } from "./coefficients";
 
 /** Normalizes channels [c0, c1) of every row with the forward coefficient block; `y` may equal `x`. */
 export function normalizeChannelsLast(
   x: usize, y: usize, rows: i32, c: i32, c0: i32, c1: i32, coef: usize,
 ): void {
-  const mhp = rowAt(coef, c, ROW_MH, 0), mlp = rowAt(coef, c, ROW_ML, 0);
-  const ap = rowAt(coef, c, ROW_A, 0), bp = rowAt(coef, c, ROW_B, 0);
+  const mp = rowAt(coef, c, ROW_MH, 0), ap = rowAt(coef, c, ROW_A, 0), bp = rowAt(coef, c, ROW_B, 0);
   const line = at4(c);
   for (let r = 0; r < rows; r++) {
     const p = x + line * <usize>r, o = y + line * <usize>r;
@@ -16,13 +15,12 @@ export function normalizeChannelsLast(
     if (ASC_FEATURE_SIMD) {
       for (; ch + 4 <= c1; ch += 4) {
         const j = at4(ch);
-        const d = f32x4.sub(f32x4.sub(v128.load(p + j), v128.load(mhp + j)), v128.load(mlp + j));
-        v128.store(o + j, f32x4.add(f32x4.mul(d, v128.load(ap + j)), v128.load(bp + j)));
+        v128.store(o + j, f32x4.add(f32x4.mul(f32x4.sub(v128.load(p + j), v128.load(mp + j)), v128.load(ap + j)), v128.load(bp + j)));
       }
     }
     for (; ch < c1; ch++) {
       const j = at4(ch);
-      store<f32>(o + j, ((load<f32>(p + j) - load<f32>(mhp + j)) - load<f32>(mlp + j)) * load<f32>(ap + j) + load<f32>(bp + j));
+      store<f32>(o + j, (load<f32>(p + j) - load<f32>(mp + j)) * load<f32>(ap + j) + load<f32>(bp + j));
     }
   }
 }

@@ -1,66 +1,92 @@
 // Batch statistics (mean, biased variance) per channel of a channels-first tensor [N, C, S].
 //
-// One read of the data, in memory order: sums of d = x - K and d * d in f64, K being the channel's
-// first value (the "shifted data" algorithm; see: Chan, Golub, LeVeque, "Algorithms for computing
-// the sample variance", 1983). f64 keeps 1e18-scale squares finite and K keeps large offsets from
-// cancelling.
+// One read of the data, in memory order: sums of d = x - K and d * d, K being a pilot mean of the
+// channel's first values (the "shifted data" algorithm; see: Chan, Golub, LeVeque, "Algorithms for
+// computing the sample variance", 1983). The SIMD build sums in f32 within blocks of 64 values and
+// in f64 across blocks, which keeps converts off the hot loop; a channel whose sums cannot be
+// trusted that way (overflow, a variance below 2^-100, or cancellation: sum(d * d) > 8 * M2) is
+// summed again entirely in f64 around its mean. The scalar build always sums in f64.
 import { lo64, hi64, sum64, at4, at8 } from "./widen";
 
-/** Adds the sums of d = x - k and d * d over [p, end) to f64 `sum1[0]` and `sum2[0]`. */
-@inline function accumulateRow(p: usize, end: usize, k: f64, sum1: usize, sum2: usize): void {
-  let s1: f64 = 0;
-  let s2: f64 = 0;
+/** Adds sum(d) and sum(d * d), d = x - k, over [p, end) to f64 `sum1[0]` and `sum2[0]`, in f64. */
+@inline export function accumulateExact(p: usize, end: usize, k: f64, sum1: usize, sum2: usize): void {
+  let s1: f64 = 0, s2: f64 = 0, t1: f64 = 0, t2: f64 = 0;
   let q = p;
-  if (ASC_FEATURE_SIMD) {
-    const kv = f64x2.splat(k);
-    let a0 = f64x2.splat(0), a1 = a0, a2 = a0, a3 = a0;
-    let q0 = a0, q1 = a0, q2 = a0, q3 = a0;
-    for (; q + 32 <= end; q += 32) {
-      const v = v128.load(q);
-      const w = v128.load(q, 16);
-      const d0 = f64x2.sub(lo64(v), kv);
-      const d1 = f64x2.sub(hi64(v), kv);
-      const d2 = f64x2.sub(lo64(w), kv);
-      const d3 = f64x2.sub(hi64(w), kv);
-      a0 = f64x2.add(a0, d0); q0 = f64x2.add(q0, f64x2.mul(d0, d0));
-      a1 = f64x2.add(a1, d1); q1 = f64x2.add(q1, f64x2.mul(d1, d1));
-      a2 = f64x2.add(a2, d2); q2 = f64x2.add(q2, f64x2.mul(d2, d2));
-      a3 = f64x2.add(a3, d3); q3 = f64x2.add(q3, f64x2.mul(d3, d3));
-    }
-    if (q + 16 <= end) {
-      const v = v128.load(q);
-      const d0 = f64x2.sub(lo64(v), kv);
-      const d1 = f64x2.sub(hi64(v), kv);
-      a0 = f64x2.add(a0, d0); q0 = f64x2.add(q0, f64x2.mul(d0, d0));
-      a1 = f64x2.add(a1, d1); q1 = f64x2.add(q1, f64x2.mul(d1, d1));
-      q += 16;
-    }
-    s1 = sum64(f64x2.add(f64x2.add(a0, a1), f64x2.add(a2, a3)));
-    s2 = sum64(f64x2.add(f64x2.add(q0, q1), f64x2.add(q2, q3)));
-  } else {
-    let t1: f64 = 0, t2: f64 = 0;
-    for (; q + 8 <= end; q += 8) {
-      const d0 = <f64>load<f32>(q) - k;
-      const d1 = <f64>load<f32>(q, 4) - k;
-      s1 += d0; s2 += d0 * d0;
-      t1 += d1; t2 += d1 * d1;
-    }
-    s1 += t1; s2 += t2;
+  for (; q + 8 <= end; q += 8) {
+    const d0 = <f64>load<f32>(q) - k;
+    const d1 = <f64>load<f32>(q, 4) - k;
+    s1 += d0; s2 += d0 * d0;
+    t1 += d1; t2 += d1 * d1;
   }
-  for (; q < end; q += 4) {
+  if (q < end) {
     const d = <f64>load<f32>(q) - k;
     s1 += d; s2 += d * d;
+  }
+  store<f64>(sum1, load<f64>(sum1) + s1 + t1);
+  store<f64>(sum2, load<f64>(sum2) + s2 + t2);
+}
+
+/** As accumulateExact, with f32 sums inside blocks of 64 values (SIMD build). */
+@inline function accumulateFast(p: usize, end: usize, k: f32, sum1: usize, sum2: usize): void {
+  if (!ASC_FEATURE_SIMD) {
+    accumulateExact(p, end, <f64>k, sum1, sum2);
+    return;
+  }
+  const kv = f32x4.splat(k);
+  let a = f64x2.splat(0), b = a;
+  let q = p;
+  while (q + 256 <= end) {
+    let a0 = f32x4.splat(0), a1 = a0, b0 = a0, b1 = a0;
+    for (const stop = q + 256; q < stop; q += 32) {
+      const d = f32x4.sub(v128.load(q), kv);
+      const e = f32x4.sub(v128.load(q, 16), kv);
+      a0 = f32x4.add(a0, d); b0 = f32x4.add(b0, f32x4.mul(d, d));
+      a1 = f32x4.add(a1, e); b1 = f32x4.add(b1, f32x4.mul(e, e));
+    }
+    const u = f32x4.add(a0, a1), v = f32x4.add(b0, b1);
+    a = f64x2.add(a, f64x2.add(lo64(u), hi64(u)));
+    b = f64x2.add(b, f64x2.add(lo64(v), hi64(v)));
+  }
+  for (; q + 16 <= end; q += 16) {
+    const d = f32x4.sub(v128.load(q), kv);
+    const dd = f32x4.mul(d, d);
+    a = f64x2.add(a, f64x2.add(lo64(d), hi64(d)));
+    b = f64x2.add(b, f64x2.add(lo64(dd), hi64(dd)));
+  }
+  let s1 = sum64(a), s2 = sum64(b);
+  for (; q < end; q += 4) {
+    const d = load<f32>(q) - k;
+    s1 += <f64>d; s2 += <f64>(d * d);
   }
   store<f64>(sum1, load<f64>(sum1) + s1);
   store<f64>(sum2, load<f64>(sum2) + s2);
 }
 
-/** Mean and biased variance of channels [c0, c1), as f64 arrays of length C. */
+/** Mean of up to 8 values at stride `step` from p, rounded to f32: the shift K. */
+@inline export function pilot(p: usize, count: i32, step: usize): f32 {
+  const m = min(count, 8);
+  let s: f64 = 0;
+  for (let i = 0; i < m; i++) s += <f64>load<f32>(p + step * <usize>i);
+  return <f32>(s / <f64>m);
+}
+
+/** Whether fast sums s1, s2 of count shifted values lost the variance (see the file header). */
+@inline export function untrusted(s1: f64, s2: f64, count: f64): bool {
+  if (!ASC_FEATURE_SIMD) return false;
+  const m2 = s2 - (s1 * s1) / count;
+  return s2 != 0 && !(m2 >= s2 * 0.125 && m2 >= count * 7.888609052210118e-31); // 2^-100
+}
+
+/**
+ * Mean and biased variance of channels [c0, c1), as f64 arrays of length C; `shift` is f32[C]
+ * scratch for the per-channel K. `exact` sums everything in f64 (for RunningStats).
+ */
 export function statsChannelsFirst(
-  x: usize, n: i32, c: i32, s: i32, c0: i32, c1: i32, mean: usize, variance: usize,
+  x: usize, n: i32, c: i32, s: i32, c0: i32, c1: i32, mean: usize, variance: usize, shift: usize, exact: bool,
 ): void {
   // mean and variance hold the sums of d and d * d until the end
   for (let ch = c0; ch < c1; ch++) {
+    store<f32>(shift + at4(ch), pilot(x + at4(ch) * <usize>s, s, 4));
     store<f64>(mean + at8(ch), 0);
     store<f64>(variance + at8(ch), 0);
   }
@@ -68,16 +94,29 @@ export function statsChannelsFirst(
   for (let i = 0; i < n; i++) {
     for (let ch = c0; ch < c1; ch++) {
       const p = x + at4(i * c + ch) * <usize>s;
-      const k = <f64>load<f32>(x + at4(ch) * <usize>s);
-      accumulateRow(p, p + row, k, mean + at8(ch), variance + at8(ch));
+      const k = load<f32>(shift + at4(ch));
+      if (exact) accumulateExact(p, p + row, <f64>k, mean + at8(ch), variance + at8(ch));
+      else accumulateFast(p, p + row, k, mean + at8(ch), variance + at8(ch));
     }
   }
   const count = <f64>n * <f64>s;
   for (let ch = c0; ch < c1; ch++) {
-    const s1 = load<f64>(mean + at8(ch));
-    const s2 = load<f64>(variance + at8(ch));
-    const shift = s1 / count;
-    store<f64>(mean + at8(ch), <f64>load<f32>(x + at4(ch) * <usize>s) + shift);
-    store<f64>(variance + at8(ch), max(s2 - s1 * shift, 0) / count);
+    let k = <f64>load<f32>(shift + at4(ch));
+    let s1 = load<f64>(mean + at8(ch));
+    let s2 = load<f64>(variance + at8(ch));
+    if (!exact && untrusted(s1, s2, count)) {
+      k += s1 / count;
+      store<f64>(mean + at8(ch), 0);
+      store<f64>(variance + at8(ch), 0);
+      for (let i = 0; i < n; i++) {
+        const p = x + at4(i * c + ch) * <usize>s;
+        accumulateExact(p, p + row, k, mean + at8(ch), variance + at8(ch));
+      }
+      s1 = load<f64>(mean + at8(ch));
+      s2 = load<f64>(variance + at8(ch));
+    }
+    const d = s1 / count;
+    store<f64>(mean + at8(ch), k + d);
+    store<f64>(variance + at8(ch), max(s2 - s1 * d, 0) / count);
   }
 }

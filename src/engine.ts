@@ -145,7 +145,7 @@ export class Engine {
       const group = Math.max(1, Math.floor(Engine.groupBytes / (n * s * 4)));
       k.forwardTrainChannelsFirst(x, y, n, c, s, 0, c, group, eps, w, b, sc.mean, sc.variance, sc.invstd, sc.coef);
     } else {
-      if (batchStats) k.statsChannelsLast(x, count, c, 0, c, sc.mean, sc.variance);
+      if (batchStats) k.statsChannelsLast(x, count, c, 0, c, sc.mean, sc.variance, sc.coef, 0);
       else {
         this.f64(sc.mean, c).set(view(running!.mean));
         this.f64(sc.variance, c).set(view(running!.variance));
@@ -167,10 +167,10 @@ export class Engine {
     }
   }
 
-  /** Batch mean and biased variance only, into the scratch mean/variance rows. */
-  stats(x: number, g: Geometry, sc: Scratch): void {
-    if (g.rows) this.kernels.statsChannelsLast(x, g.count, g.c, 0, g.c, sc.mean, sc.variance);
-    else this.kernels.statsChannelsFirst(x, g.n, g.c, g.s, 0, g.c, sc.mean, sc.variance);
+  /** Batch mean and biased variance, summed entirely in f64, into the scratch mean/variance rows. */
+  exactStats(x: number, g: Geometry, sc: Scratch): void {
+    if (g.rows) this.kernels.statsChannelsLast(x, g.count, g.c, 0, g.c, sc.mean, sc.variance, sc.coef, 1);
+    else this.kernels.statsChannelsFirst(x, g.n, g.c, g.s, 0, g.c, sc.mean, sc.variance, sc.coef, 1);
   }
 
   /**
@@ -182,9 +182,10 @@ export class Engine {
     const k = this.kernels;
     const { n, c, s, count } = g;
     const w = this.param(weight, sc.weight, c);
-    if (g.rows) k.backwardReduceChannelsLast(dy, x, count, c, 0, c, sc.mean, sc.sumDy, sc.sumDyXc);
-    else k.backwardReduceChannelsFirst(dy, x, n, c, s, 0, c, sc.mean, sc.sumDy, sc.sumDyXc);
-    k.backwardCoefficients(c, 0, c, count, sc.sumDy, sc.sumDyXc, sc.mean, sc.invstd, w, training ? 1 : 0, sc.coef, sc.dweight);
+    k.splitMeans(c, 0, c, sc.mean, sc.coef);
+    if (g.rows) k.backwardReduceChannelsLast(dy, x, count, c, 0, c, sc.coef, sc.sumDy, sc.sumDyXc);
+    else k.backwardReduceChannelsFirst(dy, x, n, c, s, 0, c, sc.coef, sc.sumDy, sc.sumDyXc);
+    k.backwardCoefficients(c, 0, c, count, sc.sumDy, sc.sumDyXc, sc.invstd, w, training ? 1 : 0, sc.coef, sc.dweight);
     if (training) {
       if (g.rows) k.backwardDxChannelsLast(dy, x, dx, count, c, 0, c, sc.coef);
       else k.backwardDxChannelsFirst(dy, x, dx, n, c, s, 0, c, sc.coef);

@@ -8,14 +8,15 @@ export type BackendName = "simd" | "scalar";
 /** Pointers are byte addresses; `c0`/`c1` select channels [c0, c1). */
 export interface Kernels {
   heapBase(): number;
-  statsChannelsFirst(x: number, n: number, c: number, s: number, c0: number, c1: number, mean: number, variance: number): void;
-  statsChannelsLast(x: number, rows: number, c: number, c0: number, c1: number, mean: number, variance: number): void;
+  statsChannelsFirst(x: number, n: number, c: number, s: number, c0: number, c1: number, mean: number, variance: number, shift: number, exact: number): void;
+  statsChannelsLast(x: number, rows: number, c: number, c0: number, c1: number, mean: number, variance: number, shift: number, exact: number): void;
   forwardCoefficients(
     c: number, c0: number, c1: number, mean: number, variance: number, eps: number, weight: number, bias: number,
     coef: number, invstd: number,
   ): void;
+  splitMeans(c: number, c0: number, c1: number, mean: number, coef: number): void;
   backwardCoefficients(
-    c: number, c0: number, c1: number, count: number, sumDy: number, sumDyXc: number, mean: number, invstd: number,
+    c: number, c0: number, c1: number, count: number, sumDy: number, sumDyXc: number, invstd: number,
     weight: number, training: number, coef: number, dweight: number,
   ): void;
   normalizeChannelsFirst(x: number, y: number, n: number, c: number, s: number, c0: number, c1: number, coef: number): void;
@@ -25,11 +26,11 @@ export interface Kernels {
     bias: number, mean: number, variance: number, invstd: number, coef: number,
   ): void;
   backwardReduceChannelsFirst(
-    dy: number, x: number, n: number, c: number, s: number, c0: number, c1: number, mean: number, sumDy: number,
+    dy: number, x: number, n: number, c: number, s: number, c0: number, c1: number, coef: number, sumDy: number,
     sumDyXc: number,
   ): void;
   backwardReduceChannelsLast(
-    dy: number, x: number, rows: number, c: number, c0: number, c1: number, mean: number, sumDy: number, sumDyXc: number,
+    dy: number, x: number, rows: number, c: number, c0: number, c1: number, coef: number, sumDy: number, sumDyXc: number,
   ): void;
   backwardDxChannelsFirst(
     dy: number, x: number, dx: number, n: number, c: number, s: number, c0: number, c1: number, coef: number,

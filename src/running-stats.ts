@@ -56,7 +56,7 @@ export class RunningStats {
     const temps: number[] = [];
     try {
       const sc = engine.scratch(g.c);
-      engine.stats(engine.input(x, temps), g, sc);
+      engine.exactStats(engine.input(x, temps), g, sc);
       const m2 = engine.f64(sc.variance, g.c).map((v) => v * g.count);
       this.mergeState(g.count, engine.f64(sc.mean, g.c), m2);
     } finally {

@@ -55,6 +55,8 @@ describeWithBrowser("the demo page", () => {
     await page.fill("#gamma", "2");
     await page.fill("#beta", "1");
     expect(await page.textContent("#after-stats")).toBe("mean 1.000 · variance 4.000");
+    await page.fill("#gamma", "1");
+    await page.fill("#beta", "0");
     expect(problems).toEqual([]);
 
     await mkdir(resolve(repo, "test/artifacts"), { recursive: true });

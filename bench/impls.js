@@ -1,0 +1,197 @@
+// The implementations bench/run.mjs measures, as harness Impls (see bench/harness.js): the two
+// pure-JS baselines, this library's backends through both APIs, and the memory-bandwidth yardstick.
+// bench/peers/run.mjs reuses the library ones and the yardstick.
+import { naive, tuned } from "./js-baselines.js";
+import { EPS, MOMENTUM, inputs, lengthOf } from "./workloads.js";
+
+const OPS = ["train", "infer", "backward"];
+const always = (w, op) => (OPS.includes(op) ? true : `no ${op}`);
+
+/**
+ * Options for a forward call on workload `w`, op 'train' or 'infer', with fresh running statistics.
+ * @param {import('./workloads.js').Workload} w
+ */
+function forwardOptions(w, op, d, extra) {
+  return {
+    shape: w.shape,
+    layout: w.layout,
+    weight: d.weight,
+    bias: d.bias,
+    runningMean: d.runningMean.slice(),
+    runningVar: d.runningVar.slice(),
+    training: op === "train",
+    momentum: MOMENTUM,
+    eps: EPS,
+    ...extra,
+  };
+}
+
+/** A pure-JS baseline (naive or tuned) as an Impl; outputs go to a preallocated Float32Array. */
+function jsImpl(id, label, impl, color, note) {
+  return {
+    id,
+    label,
+    group: "js",
+    pristine: true,
+    color,
+    note,
+    supports: always,
+    prepare(w, op) {
+      const d = inputs(w);
+      const out = new Float32Array(lengthOf(w));
+      let last;
+      if (op === "backward") {
+        const o = { shape: w.shape, layout: w.layout, weight: d.weight, training: true, mean: d.mean, invstd: d.invstd, eps: EPS, out };
+        return { run: () => (last = impl.batchNormBackward(d.dy, d.x, o)), outputs: () => last };
+      }
+      const o = forwardOptions(w, op, d, { out });
+      return {
+        run: () => (last = impl.batchNorm(d.x, o)),
+        outputs: () => ({ ...last, runningMean: op === "train" ? o.runningMean : undefined, runningVar: op === "train" ? o.runningVar : undefined }),
+      };
+    },
+  };
+}
+
+export const jsNaive = jsImpl(
+  "js-naive",
+  "JS straightforward",
+  naive,
+  "#bdbdbd",
+  "bench/js-baselines.js naive: per-channel loops (mean, variance, then y with / and sqrt inline), strided by channel",
+);
+export const jsTuned = jsImpl(
+  "js-tuned",
+  "JS tuned",
+  tuned,
+  "#616161",
+  "bench/js-baselines.js tuned: one-pass shifted statistics in memory order, per-channel scale/shift, tight loops",
+);
+
+/**
+ * This library through its copying API: plain Float32Arrays in, `out` a preallocated Float32Array
+ * (so each call copies x (and dy) into wasm memory and y (dx) back out, but allocates no JS array).
+ * @param {import('../dist/index.js').Backend} bn
+ */
+export function copyingImpl(bn, color) {
+  return {
+    id: `${bn.backend}-copy`,
+    label: `wasm-batchnorm ${bn.backend}, copying API`,
+    group: "wasm-batchnorm",
+    color,
+    note: "bn.batchNorm(Float32Array, { ..., out: Float32Array }): copies the tensor in and the result out on every call",
+    supports: always,
+    prepare(w, op) {
+      const d = inputs(w);
+      const out = new Float32Array(lengthOf(w));
+      let last;
+      if (op === "backward") {
+        const o = { shape: w.shape, layout: w.layout, weight: d.weight, training: true, mean: d.mean, invstd: d.invstd, eps: EPS, out };
+        return { run: () => (last = bn.batchNormBackward(d.dy, d.x, o)), outputs: () => last };
+      }
+      const o = forwardOptions(w, op, d, { out });
+      return {
+        run: () => (last = bn.batchNorm(d.x, o)),
+        outputs: () => ({ ...last, runningMean: op === "train" ? o.runningMean : undefined, runningVar: op === "train" ? o.runningVar : undefined }),
+      };
+    },
+  };
+}
+
+/**
+ * Tensors for the zero-copy API on workload `w`: x (and dy), the output, and the per-channel
+ * arrays, all WasmTensors of `bn`; `call()` runs the op once. Also used by the overhead and memory
+ * measurements in bench/run.mjs.
+ * @param {import('../dist/index.js').Backend} bn
+ */
+export function zeroCopySetup(bn, w, op, d = inputs(w)) {
+  const list = [];
+  const wasm = (values) => {
+    const t = bn.alloc(values.length);
+    t.data.set(values);
+    list.push(t);
+    return t;
+  };
+  /** @type {Record<string, import('../dist/index.js').WasmTensor>} */
+  const t = { x: wasm(d.x), out: wasm(new Float32Array(lengthOf(w))), weight: wasm(d.weight) };
+  let call;
+  let outputs;
+  let options;
+  let last;
+  if (op === "backward") {
+    t.dy = wasm(d.dy);
+    t.mean = wasm(d.mean);
+    t.invstd = wasm(d.invstd);
+    options = { shape: w.shape, layout: w.layout, weight: t.weight, training: true, mean: t.mean, invstd: t.invstd, eps: EPS, out: t.out };
+    call = () => (last = bn.batchNormBackward(t.dy, t.x, options));
+    outputs = () => ({ dx: t.out.data, dweight: last.dweight, dbias: last.dbias });
+  } else {
+    t.bias = wasm(d.bias);
+    t.runningMean = wasm(d.runningMean);
+    t.runningVar = wasm(d.runningVar);
+    options = {
+      shape: w.shape, layout: w.layout, weight: t.weight, bias: t.bias, runningMean: t.runningMean, runningVar: t.runningVar,
+      training: op === "train", momentum: MOMENTUM, eps: EPS, out: t.out,
+    };
+    call = () => (last = bn.batchNorm(t.x, options));
+    outputs = () => ({
+      y: t.out.data,
+      mean: last.mean,
+      invstd: last.invstd,
+      runningMean: op === "train" ? t.runningMean.data : undefined,
+      runningVar: op === "train" ? t.runningVar.data : undefined,
+    });
+  }
+  return { call, outputs, options, tensors: t, free: () => list.forEach((x) => x.free()) };
+}
+
+/**
+ * This library through its zero-copy API: x, dy, out and the per-channel arrays are WasmTensors.
+ * @param {import('../dist/index.js').Backend} bn
+ */
+export function zeroCopyImpl(bn, color) {
+  return {
+    id: `${bn.backend}-zero`,
+    label: `wasm-batchnorm ${bn.backend}, zero-copy API`,
+    group: "wasm-batchnorm",
+    color,
+    note: "bn.batchNorm(WasmTensor, { ..., out: WasmTensor }), per-channel arrays also WasmTensors: no tensor-sized copy",
+    supports: always,
+    prepare(w, op) {
+      const z = zeroCopySetup(bn, w, op);
+      return { run: z.call, outputs: z.outputs, dispose: z.free };
+    },
+  };
+}
+
+/**
+ * The memory-bandwidth yardstick: dst.set(src) between two WasmTensor views of the tensor's size
+ * (one read pass and one write pass), measured per workload in the same run.
+ * @param {import('../dist/index.js').Backend} bn
+ */
+export function copyYardstick(bn) {
+  return {
+    id: "copy",
+    label: "copy (bandwidth yardstick)",
+    group: "yardstick",
+    color: "#000",
+    note: "dst.set(src) between two WasmTensor data views of the tensor's size: one read + one write pass",
+    supports: (w, op) => (op === "copy" ? true : "yardstick"),
+    prepare(w) {
+      const d = inputs(w);
+      const src = bn.alloc(d.x.length);
+      const dst = bn.alloc(d.x.length);
+      src.data.set(d.x);
+      const s = src.data;
+      const t = dst.data;
+      return {
+        run: () => t.set(s),
+        outputs: () => ({ x: d.x, y: dst.data }),
+        dispose: () => {
+          src.free();
+          dst.free();
+        },
+      };
+    },
+  };
+}
