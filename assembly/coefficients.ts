@@ -2,7 +2,7 @@
 //
 // A block is rows of f32, each `stride(c)` floats long (C rounded up to 4, so rows stay 16-byte
 // aligned for channels-last vector loads):
-//   [mh, ml, a, b, k2]
+//   [mh, ml, invstd, a, b, k2]
 //   forward:  y  = (x - mh) * a + b                  a = w * invstd, b = bias - ml * a
 //   backward: dx = dy * a + (x - mh) * k2 + b        (training; a = k1, b = k3 - ml * k2)
 // The mean is carried as an unevaluated f32 pair mh + ml: x - mh is exact when x is near the mean
@@ -12,9 +12,10 @@ import { at4, at8 } from "./widen";
 
 export const ROW_MH = 0;
 export const ROW_ML = 1;
-export const ROW_A = 2;
-export const ROW_B = 3;
-export const ROW_K2 = 4;
+export const ROW_INVSTD = 2; // f32 invstd, read back by the caller with mh and ml
+export const ROW_A = 3;
+export const ROW_B = 4;
+export const ROW_K2 = 5;
 
 /** Row length in floats for `c` channels. */
 @inline export function stride(c: i32): i32 {
@@ -36,7 +37,7 @@ export const ROW_K2 = 4;
 
 /**
  * Forward coefficients for channels [c0, c1) from f64 `mean` and biased `variance`; writes f64
- * `invstd`. `weight`/`bias` are f32 arrays or 0 for none (weight 1, bias 0).
+ * `invstd` (and its f32 rounding in the block). `weight`/`bias` are f32 arrays or 0 for none (weight 1, bias 0).
  */
 export function forwardCoefficients(
   c: i32, c0: i32, c1: i32, mean: usize, variance: usize, eps: f64, weight: usize, bias: usize,
@@ -50,6 +51,7 @@ export function forwardCoefficients(
     const a = g * r;
     store<f32>(rowAt(coef, c, ROW_A, ch), <f32>a);
     store<f32>(rowAt(coef, c, ROW_B, ch), <f32>(b - ml * a));
+    store<f32>(rowAt(coef, c, ROW_INVSTD, ch), <f32>r);
     store<f64>(invstd + at8(ch), r);
   }
 }

@@ -15,3 +15,4 @@ export { backwardDxChannelsLast } from "./backward_dx_channels_last";
 export function heapBase(): usize {
   return __heap_base;
 }
+export { updateRunning } from "./running_update";

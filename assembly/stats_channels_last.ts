@@ -1,15 +1,14 @@
 // Batch statistics (mean, biased variance) per channel of a channels-last tensor [M, C]
 // (M = N * spatial; also BatchNorm1d's [N, C]), by the scheme of stats_channels_first.ts: shifted
 // sums, f32 inside blocks of 16 rows and f64 across them in the SIMD build, and an f64 pass for a
-// channel whose fast sums cannot be trusted. Rows are taken in tiles that stay in L1 while each
-// group of 4 channels sweeps them with its accumulators in registers.
+// channel whose fast sums cannot be trusted. Rows are read in memory order; the f32 block sums of
+// all channels live in a small scratch that stays in L1.
 import { lo64, hi64, at4, at8 } from "./widen";
 import { pilot, untrusted } from "./stats_channels_first";
+import { stride } from "./coefficients";
 
-/** Rows per tile: about 16 KiB of input (L1), and at least one 16-row block. */
-@inline export function tileRows(c: i32): i32 {
-  return max(16, (4096 / max(c, 1) + 15) & ~15);
-}
+/** Rows per f32 block. */
+export const BLOCK_ROWS = 16;
 
 /** Adds sum(d), sum(d * d), d = x - k, of one channel over rows [r0, r1) to `sum1[0]`, `sum2[0]`, in f64. */
 @inline function accumulateColumn(p: usize, line: usize, r0: i32, r1: i32, k: f64, sum1: usize, sum2: usize): void {
@@ -23,59 +22,77 @@ import { pilot, untrusted } from "./stats_channels_first";
   store<f64>(sum2, load<f64>(sum2) + s2);
 }
 
+/** Adds the f32 rows `fa`, `fb` (channels [c0, c1)) into the f64 arrays and zeroes them. */
+@inline export function flushBlock(fa: usize, fb: usize, c0: i32, c1: i32, sum1: usize, sum2: usize): void {
+  let ch = c0;
+  if (ASC_FEATURE_SIMD) {
+    const zero = f32x4.splat(0);
+    for (; ch + 4 <= c1; ch += 4) {
+      const u = v128.load(fa + at4(ch)), v = v128.load(fb + at4(ch));
+      const m = sum1 + at8(ch), w = sum2 + at8(ch);
+      v128.store(m, f64x2.add(v128.load(m), lo64(u)));
+      v128.store(m, f64x2.add(v128.load(m, 16), hi64(u)), 16);
+      v128.store(w, f64x2.add(v128.load(w), lo64(v)));
+      v128.store(w, f64x2.add(v128.load(w, 16), hi64(v)), 16);
+      v128.store(fa + at4(ch), zero);
+      v128.store(fb + at4(ch), zero);
+    }
+  }
+  for (; ch < c1; ch++) {
+    store<f64>(sum1 + at8(ch), load<f64>(sum1 + at8(ch)) + <f64>load<f32>(fa + at4(ch)));
+    store<f64>(sum2 + at8(ch), load<f64>(sum2 + at8(ch)) + <f64>load<f32>(fb + at4(ch)));
+    store<f32>(fa + at4(ch), 0);
+    store<f32>(fb + at4(ch), 0);
+  }
+}
+
 /**
- * Mean and biased variance of channels [c0, c1), as f64 arrays of length C; `shift` is f32[C]
- * scratch for the per-channel K. `exact` sums everything in f64 (for RunningStats).
+ * Mean and biased variance of channels [c0, c1), as f64 arrays of length C. `work` is f32 scratch
+ * of 3 rows of C rounded up to 4 (the shifts K and the f32 block sums). `exact` sums everything in
+ * f64 (for RunningStats).
  */
 export function statsChannelsLast(
-  x: usize, rows: i32, c: i32, c0: i32, c1: i32, mean: usize, variance: usize, shift: usize, exact: bool,
+  x: usize, rows: i32, c: i32, c0: i32, c1: i32, mean: usize, variance: usize, work: usize, exact: bool,
 ): void {
   const line = at4(c);
+  const shift = work, fa = work + at4(stride(c)), fb = work + at4(2 * stride(c));
   // mean and variance hold the sums of d and d * d until the end
   for (let ch = c0; ch < c1; ch++) {
     store<f32>(shift + at4(ch), pilot(x + at4(ch), rows, line));
+    store<f32>(fa + at4(ch), 0);
+    store<f32>(fb + at4(ch), 0);
     store<f64>(mean + at8(ch), 0);
     store<f64>(variance + at8(ch), 0);
   }
-  const tile = tileRows(c);
-  for (let r0 = 0; r0 < rows; r0 += tile) {
-    const r1 = min(rows, r0 + tile);
-    let ch = exact ? c1 : c0;
-    if (ASC_FEATURE_SIMD) {
-      for (; ch + 4 <= c1; ch += 4) {
-        const kv = v128.load(shift + at4(ch));
-        let alo = f64x2.splat(0), ahi = alo, blo = alo, bhi = alo;
-        let p = x + line * <usize>r0 + at4(ch);
-        const end = x + line * <usize>r1 + at4(ch);
-        const block = line << 4;
-        while (p + block <= end) {
-          let a0 = f32x4.splat(0), a1 = a0, b0 = a0, b1 = a0;
-          for (const stop = p + block; p < stop; p += line << 1) {
-            const d = f32x4.sub(v128.load(p), kv);
-            const e = f32x4.sub(v128.load(p + line), kv);
-            a0 = f32x4.add(a0, d); b0 = f32x4.add(b0, f32x4.mul(d, d));
-            a1 = f32x4.add(a1, e); b1 = f32x4.add(b1, f32x4.mul(e, e));
+  let fast = false;
+  if (ASC_FEATURE_SIMD) {
+    fast = !exact;
+    if (fast) {
+      for (let r0 = 0; r0 < rows; r0 += BLOCK_ROWS) {
+        const r1 = min(rows, r0 + BLOCK_ROWS);
+        for (let r = r0; r < r1; r++) {
+          const p = x + line * <usize>r;
+          let ch = c0;
+          for (; ch + 4 <= c1; ch += 4) {
+            const j = at4(ch);
+            const d = f32x4.sub(v128.load(p + j), v128.load(shift + j));
+            v128.store(fa + j, f32x4.add(v128.load(fa + j), d));
+            v128.store(fb + j, f32x4.add(v128.load(fb + j), f32x4.mul(d, d)));
           }
-          const u = f32x4.add(a0, a1), v = f32x4.add(b0, b1);
-          alo = f64x2.add(alo, lo64(u)); ahi = f64x2.add(ahi, hi64(u));
-          blo = f64x2.add(blo, lo64(v)); bhi = f64x2.add(bhi, hi64(v));
+          for (; ch < c1; ch++) {
+            const j = at4(ch);
+            const d = load<f32>(p + j) - load<f32>(shift + j);
+            store<f32>(fa + j, load<f32>(fa + j) + d);
+            store<f32>(fb + j, load<f32>(fb + j) + d * d);
+          }
         }
-        for (; p < end; p += line) {
-          const d = f32x4.sub(v128.load(p), kv);
-          const dd = f32x4.mul(d, d);
-          alo = f64x2.add(alo, lo64(d)); ahi = f64x2.add(ahi, hi64(d));
-          blo = f64x2.add(blo, lo64(dd)); bhi = f64x2.add(bhi, hi64(dd));
-        }
-        const m = mean + at8(ch), u = variance + at8(ch);
-        v128.store(m, f64x2.add(v128.load(m), alo));
-        v128.store(m, f64x2.add(v128.load(m, 16), ahi), 16);
-        v128.store(u, f64x2.add(v128.load(u), blo));
-        v128.store(u, f64x2.add(v128.load(u, 16), bhi), 16);
+        flushBlock(fa, fb, c0, c1, mean, variance);
       }
     }
-    for (ch = exact ? c0 : ch; ch < c1; ch++) {
-      const k = <f64>load<f32>(shift + at4(ch));
-      accumulateColumn(x + at4(ch), line, r0, r1, k, mean + at8(ch), variance + at8(ch));
+  }
+  if (!fast) {
+    for (let ch = c0; ch < c1; ch++) {
+      accumulateColumn(x + at4(ch), line, 0, rows, <f64>load<f32>(shift + at4(ch)), mean + at8(ch), variance + at8(ch));
     }
   }
   const count = <f64>rows;

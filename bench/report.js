@@ -71,7 +71,7 @@ export function derive(json) {
 }
 
 const fmtMs = (ms) => (ms === undefined ? "" : ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms >= 1 ? ms.toFixed(2) : ms.toFixed(3));
-const fmtX = (x, digits = 2) => (x === undefined ? "" : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(digits));
+const fmtX = (x, digits = 2) => (x === undefined ? "" : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 0.1 ? x.toFixed(digits) : x.toPrecision(2));
 const fmtErr = (e) => (e === undefined ? "" : Number.isNaN(e) ? "NaN" : e === 0 ? "0" : e.toExponential(0));
 const opName = (json, id) => (id === "copy" ? "copy" : json.ops.find((o) => o.id === id)?.id ?? id);
 
@@ -202,9 +202,18 @@ export function svg(json, o = {}) {
   const barW = impls.length > 8 ? 9 : 12;
   const groupW = impls.length * barW + 18;
   const left = 64;
-  const top = 70 + 16 * Math.ceil(impls.length / 4);
   const plotH = 300;
-  const width = Math.max(640, left + groups.length * groupW + 24);
+  const width = Math.max(760, left + groups.length * groupW + 24);
+  let legendRows = 1;
+  for (let x = left, i = 0; i < impls.length; i++) {
+    const w = 26 + impls[i].label.length * 6.4;
+    if (x + w > width - 16 && x > left) {
+      legendRows++;
+      x = left;
+    }
+    x += w;
+  }
+  const top = 62 + 16 * legendRows;
   const height = top + plotH + 74;
   const bottom = top + plotH;
 
@@ -212,10 +221,11 @@ export function svg(json, o = {}) {
   let hi;
   let ticks;
   if (log) {
-    lo = 10 ** Math.floor(Math.log10(minV));
-    hi = 10 ** Math.ceil(Math.log10(maxV * 1.05));
-    ticks = [];
-    for (let d = lo; d <= hi * 1.001; d *= 10) for (const m of [1, 2, 5]) if (d * m <= hi * 1.001) ticks.push(d * m);
+    const steps = [];
+    for (let e = Math.floor(Math.log10(minV)) - 1; e <= Math.ceil(Math.log10(maxV)) + 1; e++) for (const m of [1, 2, 5]) steps.push(m * 10 ** e);
+    lo = steps.filter((t) => t <= minV).pop();
+    hi = steps.find((t) => t >= maxV * 1.05);
+    ticks = steps.filter((t) => t >= lo * 0.999 && t <= hi * 1.001);
   } else {
     const step = niceStep(maxV * 1.05);
     lo = 0;
@@ -234,11 +244,17 @@ export function svg(json, o = {}) {
   s.push(
     `<text x="${left}" y="37" fill="#555">${esc(`${env.cpu} · ${env.cores} cores · Node ${env.node} · ${json.settings.mode} run · ${env.date.slice(0, 16).replace("T", " ")} UTC${env.commit ? ` · commit ${env.commit}${env.dirty ? "+changes" : ""}` : ""} · dashed line: copy bandwidth (bound) · ✗ wrong/failed, not timed`)}</text>`,
   );
-  impls.forEach((m, i) => {
-    const x = left + (i % 4) * 220;
-    const y = 56 + 16 * Math.floor(i / 4);
-    s.push(`<rect x="${x}" y="${y - 9}" width="10" height="10" fill="${color.get(m.id)}"/><text x="${x + 14}" y="${y}">${esc(m.label)}</text>`);
-  });
+  let lx = left;
+  let ly = 56;
+  for (const m of impls) {
+    const w = 26 + m.label.length * 6.4;
+    if (lx + w > width - 16 && lx > left) {
+      lx = left;
+      ly += 16;
+    }
+    s.push(`<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${color.get(m.id)}"/><text x="${lx + 14}" y="${ly}">${esc(m.label)}</text>`);
+    lx += w;
+  }
   // axis and grid
   for (const t of ticks) {
     const y = yOf(t).toFixed(1);
@@ -270,9 +286,20 @@ export function svg(json, o = {}) {
       s.push(`<line x1="${x0 - 3}" x2="${x0 + impls.length * barW + 1}" y1="${y}" y2="${y}" stroke="#000" stroke-dasharray="4 3"><title>${esc(`${w.id} copy: ${copy.gbps.toFixed(2)} GB/s`)}</title></line>`);
     }
     const cx = x0 + (impls.length * barW) / 2;
-    s.push(`<text x="${cx}" y="${bottom + 15}" text-anchor="middle" font-weight="600">${esc(`${w.id} ${g.op}`)}</text>`);
-    s.push(`<text x="${cx}" y="${bottom + 29}" text-anchor="middle" fill="#666" font-size="9">${esc(w.name)}</text>`);
+    s.push(`<text x="${cx}" y="${bottom + 15}" text-anchor="middle">${esc(g.op)}</text>`);
   });
+  // one label per workload, under its groups, with separators between workloads
+  for (let gi = 0; gi < groups.length; ) {
+    let gj = gi;
+    while (gj + 1 < groups.length && groups[gj + 1].workload === groups[gi].workload) gj++;
+    const w = json.workloads.find((x) => x.id === groups[gi].workload);
+    const xa = left + 12 + gi * groupW - 9;
+    const xb = left + 12 + (gj + 1) * groupW - 9;
+    if (gi > 0) s.push(`<line x1="${xa}" x2="${xa}" y1="${top}" y2="${bottom + 40}" stroke="#ccc"/>`);
+    const label = xb - xa > w.name.length * 6.5 + 30 ? `${w.id} · ${w.name}` : w.id;
+    s.push(`<text x="${(xa + xb) / 2}" y="${bottom + 32}" text-anchor="middle" font-weight="600">${esc(label)}</text>`);
+    gi = gj + 1;
+  }
   s.push(`<text x="${left}" y="${height - 12}" fill="#666" font-size="10">${esc("useful traffic: inference 2×, training 3×, backward 5× the tensor's bytes per call; each bar's tooltip has the median time.")}</text>`);
   s.push("</svg>");
   return `${s.join("\n")}\n`;

@@ -61,9 +61,10 @@ if (auto.status === "rejected") {
   status.textContent = `This browser could not load the library: ${auto.reason}`;
   throw auto.reason;
 }
+const chosen = auto.value.backend;
 const backends = { simd: simd.status === "fulfilled" ? simd.value : null, scalar: scalar.status === "fulfilled" ? scalar.value : null };
 $("backend").textContent =
-  auto.value.backend === "simd" ? "simd (this engine has WebAssembly SIMD)" : "scalar (no WebAssembly SIMD in this engine)";
+  chosen === "simd" ? "simd (this engine has WebAssembly SIMD)" : "scalar (no WebAssembly SIMD in this engine)";
 $("shape").append(...WORKLOADS.map((w, i) => new Option(w.label, String(i))));
 
 /** Channel 0 of the library's output with γ = 1, β = 0; the sliders apply their own γ and β. */
@@ -150,7 +151,7 @@ async function run() {
   axis = { lo: Math.min(-6, m.mean - 4.5 * sd), hi: Math.max(6, m.mean + 4.5 * sd) };
   histogram($("before"), before, { ...axis, normal: { mean: m.mean, sd } });
   $("before-stats").textContent = describe(m);
-  normalized = channel(/** @type {{ y: Float32Array }} */ (wasm[auto.value.backend]).y, g, 0);
+  normalized = channel(/** @type {{ y: Float32Array }} */ (wasm[chosen]).y, g, 0);
   drawAfter();
 
   const count = `${(g.length / 1e6).toFixed(2)} M values, ${c} channels`;

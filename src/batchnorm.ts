@@ -60,15 +60,10 @@ export interface BatchNormBackwardResult {
 }
 
 /**
- * The float64 statistics behind each `mean` array batchNorm returned. When backward gets that same
- * array (and its `invstd`) unchanged, it uses them, so a large mean keeps its precision in dx.
+ * The low part (mean - f32(mean)) of each `mean` array batchNorm returned. When backward gets that
+ * same array back, it adds it, so a large mean keeps its precision in dx.
  */
-const exact = new WeakMap<Float32Array, { invstd: Float32Array; mean64: Float64Array; invstd64: Float64Array }>();
-
-function sameAsFloat32(a: Float32Array, b: Float64Array): boolean {
-  for (let i = 0; i < a.length; i++) if (a[i] !== Math.fround(b[i])) return false;
-  return true;
-}
+const meanLows = new WeakMap<Float32Array, Float32Array>();
 
 export function batchNorm(engine: Engine, x: Tensor, options: BatchNormOptions): BatchNormResult {
   const memory = engine.memory;
@@ -100,11 +95,8 @@ export function batchNorm(engine: Engine, x: Tensor, options: BatchNormOptions):
     const xp = engine.input(x, temps);
     const yp = engine.output(out, g.length, temps);
     engine.forward(xp, yp, g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null);
-    const mean64 = engine.f64(sc.mean, g.c).slice();
-    const invstd64 = engine.f64(sc.invstd, g.c).slice();
-    const mean = Float32Array.from(mean64);
-    const invstd = Float32Array.from(invstd64);
-    exact.set(mean, { invstd, mean64, invstd64 });
+    const { mean, meanLow, invstd } = engine.meanAndInvstd(sc);
+    meanLows.set(mean, meanLow);
     return { y: engine.result(out, yp, g.length), mean, invstd };
   } finally {
     engine.release(temps);
@@ -132,21 +124,17 @@ export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options
         `${mean ? "invstd" : "mean"}: required with training: true (pass the mean and invstd batchNorm returned), got ${describe(mean ? options.invstd : options.mean)}`,
       );
     }
-    const saved = mean instanceof Float32Array ? exact.get(mean) : undefined;
-    if (saved && saved.invstd === invstd && sameAsFloat32(mean as Float32Array, saved.mean64) && sameAsFloat32(invstd, saved.invstd64)) {
-      mean64 = saved.mean64;
-      invstd64 = saved.invstd64;
-    } else {
-      mean64 = Float64Array.from(view(mean));
-      invstd64 = Float64Array.from(view(invstd));
-    }
+    mean64 = new Float64Array(view(mean));
+    invstd64 = new Float64Array(view(invstd));
+    const low = mean instanceof Float32Array ? meanLows.get(mean) : undefined;
+    if (low) for (let i = 0; i < low.length; i++) mean64[i] += low[i];
   } else {
     const rm = checkChannels("runningMean", options.runningMean, g.c, memory);
     const rv = checkChannels("runningVar", options.runningVar, g.c, memory);
     if (!rm || !rv) {
       throw new TypeError(`${rm ? "runningVar" : "runningMean"}: required with training: false, got ${describe(rm ? options.runningVar : options.runningMean)}`);
     }
-    mean64 = Float64Array.from(view(rm));
+    mean64 = new Float64Array(view(rm));
     invstd64 = Float64Array.from(view(rv), (v) => 1 / Math.sqrt(v + eps));
   }
 
@@ -163,8 +151,8 @@ export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options
     engine.f64(sc.mean, g.c).set(mean64);
     engine.f64(sc.invstd, g.c).set(invstd64);
     engine.backward(dyp, xp, dxp, g, sc, weight, training);
-    const dweight = Float32Array.from(engine.f64(sc.dweight, g.c));
-    const dbias = Float32Array.from(engine.f64(sc.sumDy, g.c));
+    const dweight = new Float32Array(engine.f64(sc.dweight, g.c));
+    const dbias = new Float32Array(engine.f64(sc.sumDy, g.c));
     return { dx: engine.result(out, dxp, g.length), dweight, dbias };
   } finally {
     engine.release(temps);

@@ -7,6 +7,9 @@ import type { Geometry, Tensor } from "./validate.js";
 
 const view = (t: Tensor): Float32Array => (t instanceof WasmTensor ? t.data : t);
 
+/** Rows in the coefficient block; the first three (mh, ml, invstd) are read back (assembly/coefficients.ts). */
+const COEF_ROWS = 6;
+
 /** Byte addresses of the per-channel scratch rows for `c` channels. */
 export interface Scratch {
   c: number;
@@ -20,7 +23,9 @@ export interface Scratch {
   /** f32 rows */
   weight: number;
   bias: number;
-  /** coefficient block: 5 rows of C rounded up to 4 floats (assembly/coefficients.ts) */
+  runningMean: number;
+  runningVar: number;
+  /** coefficient block: 6 rows of C rounded up to 4 floats (assembly/coefficients.ts) */
   coef: number;
 }
 
@@ -68,7 +73,9 @@ export class Engine {
         dweight: base + 5 * f64Row,
         weight: base + 6 * f64Row,
         bias: base + 6 * f64Row + f32Row,
-        coef: base + 6 * f64Row + 2 * f32Row,
+        runningMean: base + 6 * f64Row + 2 * f32Row,
+        runningVar: base + 6 * f64Row + 3 * f32Row,
+        coef: base + 6 * f64Row + 4 * f32Row,
       };
     }
     return this.current;
@@ -77,11 +84,21 @@ export class Engine {
   private scratchBytes(c: number): number {
     const f64Row = Math.ceil((c * 8) / 64) * 64;
     const f32Row = Math.ceil((c * 4) / 64) * 64;
-    return 6 * f64Row + 2 * f32Row + 5 * ((c + 3) & ~3) * 4;
+    return 6 * f64Row + 4 * f32Row + COEF_ROWS * ((c + 3) & ~3) * 4;
   }
 
   f64(ptr: number, length: number): Float64Array {
     return this.memory.f64(ptr, length);
+  }
+
+  /**
+   * The forward's mean (f32), its low part (mean - f32(mean)) and invstd (f32), copied from the
+   * coefficient block in one allocation (views of one buffer: per-call overhead matters on small tensors).
+   */
+  meanAndInvstd(sc: Scratch): { mean: Float32Array; meanLow: Float32Array; invstd: Float32Array } {
+    const stride = (sc.c + 3) & ~3;
+    const rows = this.memory.f32(sc.coef, 2 * stride + sc.c).slice();
+    return { mean: rows.subarray(0, sc.c), meanLow: rows.subarray(stride, stride + sc.c), invstd: rows.subarray(2 * stride) };
   }
 
   /** Address of `t`'s data in wasm memory; a Float32Array is copied into a new block listed in `temps`. */
@@ -118,10 +135,11 @@ export class Engine {
 
   /** Writes optional weight and bias into scratch (or points at them); returns their addresses, 0 for none. */
   private params(sc: Scratch, weight: Tensor | null, bias: Tensor | null): [number, number] {
-    return [this.param(weight, sc.weight, sc.c), this.param(bias, sc.bias, sc.c)];
+    return [this.stageChannels(weight, sc.weight, sc.c), this.stageChannels(bias, sc.bias, sc.c)];
   }
 
-  private param(t: Tensor | null, slot: number, c: number): number {
+  /** A per-channel array in wasm: its own address (WasmTensor) or a copy in `slot`; 0 for none. */
+  private stageChannels(t: Tensor | null, slot: number, c: number): number {
     if (!t) return 0;
     if (t instanceof WasmTensor) return t.ptr;
     this.memory.f32(slot, c).set(t);
@@ -155,15 +173,11 @@ export class Engine {
       else k.normalizeChannelsFirst(x, y, n, c, s, 0, c, sc.coef);
     }
     if (batchStats && running && factor !== null) {
-      const mean = this.f64(sc.mean, c);
-      const variance = this.f64(sc.variance, c);
-      const rm = view(running.mean);
-      const rv = view(running.variance);
-      const unbias = count / (count - 1);
-      for (let i = 0; i < c; i++) {
-        rm[i] = (1 - factor) * rm[i] + factor * mean[i];
-        rv[i] = (1 - factor) * rv[i] + factor * variance[i] * unbias;
-      }
+      const rm = this.stageChannels(running.mean, sc.runningMean, c);
+      const rv = this.stageChannels(running.variance, sc.runningVar, c);
+      k.updateRunning(0, c, sc.mean, sc.variance, count / (count - 1), factor, rm, rv);
+      if (!(running.mean instanceof WasmTensor)) running.mean.set(this.memory.f32(rm, c));
+      if (!(running.variance instanceof WasmTensor)) running.variance.set(this.memory.f32(rv, c));
     }
   }
 
@@ -181,7 +195,7 @@ export class Engine {
   backward(dy: number, x: number, dx: number, g: Geometry, sc: Scratch, weight: Tensor | null, training: boolean): void {
     const k = this.kernels;
     const { n, c, s, count } = g;
-    const w = this.param(weight, sc.weight, c);
+    const w = this.stageChannels(weight, sc.weight, c);
     k.splitMeans(c, 0, c, sc.mean, sc.coef);
     if (g.rows) k.backwardReduceChannelsLast(dy, x, count, c, 0, c, sc.coef, sc.sumDy, sc.sumDyXc);
     else k.backwardReduceChannelsFirst(dy, x, n, c, s, 0, c, sc.coef, sc.sumDy, sc.sumDyXc);

@@ -19,6 +19,10 @@ export interface Kernels {
     c: number, c0: number, c1: number, count: number, sumDy: number, sumDyXc: number, invstd: number,
     weight: number, training: number, coef: number, dweight: number,
   ): void;
+  updateRunning(
+    c0: number, c1: number, mean: number, variance: number, unbias: number, factor: number, runningMean: number,
+    runningVar: number,
+  ): void;
   normalizeChannelsFirst(x: number, y: number, n: number, c: number, s: number, c0: number, c1: number, coef: number): void;
   normalizeChannelsLast(x: number, y: number, rows: number, c: number, c0: number, c1: number, coef: number): void;
   forwardTrainChannelsFirst(

@@ -159,8 +159,8 @@ export class BatchNorm {
       engine.f64(sc.invstd, g.c).set(saved.invstd64);
       engine.backward(dyp, saved.x, dxp, g, sc, this.weight, saved.batchStats);
       if (this.affine) {
-        this.weightGrad = Float32Array.from(engine.f64(sc.dweight, g.c));
-        this.biasGrad = Float32Array.from(engine.f64(sc.sumDy, g.c));
+        this.weightGrad = new Float32Array(engine.f64(sc.dweight, g.c));
+        this.biasGrad = new Float32Array(engine.f64(sc.sumDy, g.c));
       }
       return engine.result(null, dxp, g.length);
     } finally {

@@ -12,7 +12,10 @@ const found = existsSync(executablePath);
  * WASM_BN_REQUIRE_BROWSER=1 (CI installs Chromium, so there a missing browser is a broken setup).
  */
 export function describeWithBrowser(name: string, body: () => void): void {
-  if (found) return describe(name, body);
+  if (found) {
+    describe(name, body);
+    return;
+  }
   const why = `no Chromium at ${executablePath} (set CHROMIUM_PATH to use another)`;
   if (process.env.WASM_BN_REQUIRE_BROWSER === "1") {
     describe(name, () => {
