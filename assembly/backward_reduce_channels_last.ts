@@ -43,16 +43,14 @@ export function backwardReduceChannelsLast(
       flushBlock(fa, fb, c0, c1, sumDy, sumDyXc);
     }
   } else {
-    for (let ch = c0; ch < c1; ch++) {
-      const m = <f64>load<f32>(mp + at4(ch));
-      let s1: f64 = 0, s2: f64 = 0;
-      const end = x + line * <usize>rows + at4(ch);
-      for (let p = x + at4(ch), g = dy + at4(ch); p < end; p += line, g += line) {
-        const e = <f64>load<f32>(g);
-        s1 += e; s2 += e * (<f64>load<f32>(p) - m);
+    for (let r = 0; r < rows; r++) {
+      const p = x + line * <usize>r, g = dy + line * <usize>r;
+      for (let ch = c0; ch < c1; ch++) {
+        const j = at4(ch);
+        const e = <f64>load<f32>(g + j);
+        store<f64>(sumDy + at8(ch), load<f64>(sumDy + at8(ch)) + e);
+        store<f64>(sumDyXc + at8(ch), load<f64>(sumDyXc + at8(ch)) + e * (<f64>load<f32>(p + j) - <f64>load<f32>(mp + j)));
       }
-      store<f64>(sumDy + at8(ch), s1);
-      store<f64>(sumDyXc + at8(ch), s2);
     }
   }
   // sum(dy * (x - mean)) = sum(dy * (x - mh)) - ml * sum(dy)

@@ -91,8 +91,14 @@ export function statsChannelsLast(
     }
   }
   if (!fast) {
-    for (let ch = c0; ch < c1; ch++) {
-      accumulateColumn(x + at4(ch), line, 0, rows, <f64>load<f32>(shift + at4(ch)), mean + at8(ch), variance + at8(ch));
+    // f64 throughout, still in memory order
+    for (let r = 0; r < rows; r++) {
+      const p = x + line * <usize>r;
+      for (let ch = c0; ch < c1; ch++) {
+        const d = <f64>load<f32>(p + at4(ch)) - <f64>load<f32>(shift + at4(ch));
+        store<f64>(mean + at8(ch), load<f64>(mean + at8(ch)) + d);
+        store<f64>(variance + at8(ch), load<f64>(variance + at8(ch)) + d * d);
+      }
     }
   }
   const count = <f64>rows;

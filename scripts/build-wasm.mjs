@@ -13,7 +13,7 @@ for (const target of targets) {
     throw error;
   }
   const bytes = await readFile(`build/${target}.wasm`);
-  lines.push(`export const ${target}Wasm = "${bytes.toString("base64")}";`);
+  lines.push(`export const ${target}Wasm: string = "${bytes.toString("base64")}";`);
   console.log(`wasm ${target}: ${bytes.length} bytes`);
 }
 await writeFile("src/wasm.generated.ts", lines.join("\n") + "\n");
