@@ -24,7 +24,32 @@ export function backwardReduceChannelsLast(
   if (ASC_FEATURE_SIMD) {
     for (let r0 = 0; r0 < rows; r0 += BLOCK_ROWS) {
       const r1 = min(rows, r0 + BLOCK_ROWS);
-      for (let r = r0; r < r1; r++) {
+      let r = r0;
+      // four rows at a time share each load and store of the block sums
+      for (; r + 4 <= r1; r += 4) {
+        const p = x + line * <usize>r, g = dy + line * <usize>r;
+        let ch = c0;
+        for (; ch + 4 <= c1; ch += 4) {
+          const j = at4(ch);
+          const m = v128.load(mp + j);
+          const e0 = v128.load(g + j), e1 = v128.load(g + line + j);
+          const e2 = v128.load(g + 2 * line + j), e3 = v128.load(g + 3 * line + j);
+          v128.store(fa + j, f32x4.add(v128.load(fa + j), f32x4.add(f32x4.add(e0, e1), f32x4.add(e2, e3))));
+          const q = f32x4.add(f32x4.mul(e0, f32x4.sub(v128.load(p + j), m)), f32x4.mul(e1, f32x4.sub(v128.load(p + line + j), m)));
+          const u = f32x4.add(f32x4.mul(e2, f32x4.sub(v128.load(p + 2 * line + j), m)), f32x4.mul(e3, f32x4.sub(v128.load(p + 3 * line + j), m)));
+          v128.store(fb + j, f32x4.add(v128.load(fb + j), f32x4.add(q, u)));
+        }
+        for (; ch < c1; ch++) {
+          const j = at4(ch);
+          const m = load<f32>(mp + j);
+          for (let i = 0; i < 4; i++) {
+            const e = load<f32>(g + line * <usize>i + j);
+            store<f32>(fa + j, load<f32>(fa + j) + e);
+            store<f32>(fb + j, load<f32>(fb + j) + e * (load<f32>(p + line * <usize>i + j) - m));
+          }
+        }
+      }
+      for (; r < r1; r++) {
         const p = x + line * <usize>r, g = dy + line * <usize>r;
         let ch = c0;
         for (; ch + 4 <= c1; ch += 4) {

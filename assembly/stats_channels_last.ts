@@ -70,7 +70,33 @@ export function statsChannelsLast(
     if (fast) {
       for (let r0 = 0; r0 < rows; r0 += BLOCK_ROWS) {
         const r1 = min(rows, r0 + BLOCK_ROWS);
-        for (let r = r0; r < r1; r++) {
+        let r = r0;
+        // four rows at a time share each load and store of the block sums
+        for (; r + 4 <= r1; r += 4) {
+          const p = x + line * <usize>r;
+          let ch = c0;
+          for (; ch + 4 <= c1; ch += 4) {
+            const j = at4(ch);
+            const k = v128.load(shift + j);
+            const d0 = f32x4.sub(v128.load(p + j), k);
+            const d1 = f32x4.sub(v128.load(p + line + j), k);
+            const d2 = f32x4.sub(v128.load(p + 2 * line + j), k);
+            const d3 = f32x4.sub(v128.load(p + 3 * line + j), k);
+            v128.store(fa + j, f32x4.add(v128.load(fa + j), f32x4.add(f32x4.add(d0, d1), f32x4.add(d2, d3))));
+            const q = f32x4.add(f32x4.mul(d0, d0), f32x4.mul(d1, d1));
+            v128.store(fb + j, f32x4.add(v128.load(fb + j), f32x4.add(q, f32x4.add(f32x4.mul(d2, d2), f32x4.mul(d3, d3)))));
+          }
+          for (; ch < c1; ch++) {
+            const j = at4(ch);
+            const k = load<f32>(shift + j);
+            for (let i = 0; i < 4; i++) {
+              const d = load<f32>(p + line * <usize>i + j) - k;
+              store<f32>(fa + j, load<f32>(fa + j) + d);
+              store<f32>(fb + j, load<f32>(fb + j) + d * d);
+            }
+          }
+        }
+        for (; r < r1; r++) {
           const p = x + line * <usize>r;
           let ch = c0;
           for (; ch + 4 <= c1; ch += 4) {

@@ -27,7 +27,7 @@ import { check, workload as workloadById } from "./workloads.js";
  * @property {{ runningVar?: 'unbiased' | 'biased' }} [semantics]
  * @property {() => void} [dispose]
  *
- * @typedef {{ time: number, iterations: number, warmupTime: number, warmupIterations: number }} TimingOptions
+ * @typedef {{ time: number, iterations: number, warmupTime: number, warmupIterations: number, warmup?: boolean }} TimingOptions
  */
 
 export const PRISTINE_NOTE =
@@ -97,7 +97,9 @@ export class Runner {
     try {
       gc?.();
       prepared = await impl.prepare(w, op);
+      const t0 = performance.now();
       await (prepared.once ?? prepared.run)?.();
+      const firstMs = performance.now() - t0;
       const outputs = await prepared.outputs();
       const c = op === "copy" ? checkCopy(w, outputs) : check(w, op, outputs, prepared.semantics);
       r.check = { error: c.error, fields: c.fields };
@@ -106,7 +108,8 @@ export class Runner {
         r.reason = c.message;
         this.log(`${counter} ${tag} WRONG, not timed: ${c.message}`);
       } else {
-        const samples = prepared.time ? await prepared.time(this.timing) : await this.tinybench(prepared.run);
+        const timing = budget(this.timing, firstMs);
+        const samples = prepared.time ? await prepared.time(timing) : await this.tinybench(prepared.run, timing);
         Object.assign(r, summarize(samples));
         this.log(
           `${counter} ${tag} ${fmtMs(r.medianMs).padStart(8)} ms ±${r.rme.toFixed(1)}% (n=${r.samples}) check ${formatError(r.check.error)}  [${((performance.now() - started) / 1000).toFixed(1)} s]`,
@@ -128,14 +131,28 @@ export class Runner {
   }
 
   /** @returns {Promise<number[]>} latency samples in ms */
-  async tinybench(fn) {
-    const bench = new Bench({ ...this.timing, throws: true, retainSamples: true });
+  async tinybench(fn, timing = this.timing) {
+    const bench = new Bench({ ...timing, throws: true, retainSamples: true });
     bench.add("task", fn);
     await bench.run();
     const result = bench.tasks[0].result;
     if (result.state !== "completed") throw result.error ?? new Error(`tinybench: ${result.state}`);
     return [...result.latency.samples];
   }
+}
+
+/**
+ * The timing options for a task whose checked (first) call took `firstMs`: unchanged, except that a
+ * task so slow that its minimum iterations would take over 4x the time budget gets fewer samples
+ * (at least 3) and one warmup call (none if the checked call alone took longer than the budget:
+ * it was the warmup), so one very slow peer cannot stretch a run by minutes.
+ * @param {TimingOptions} timing
+ */
+export function budget(timing, firstMs) {
+  if (firstMs * timing.iterations <= 4 * timing.time) return timing;
+  const iterations = Math.max(3, Math.min(timing.iterations, Math.ceil((4 * timing.time) / firstMs)));
+  // slower than the whole time budget: the checked call was its warmup
+  return { ...timing, iterations, warmupIterations: 1, warmupTime: 0, warmup: firstMs < timing.time };
 }
 
 /** Median, spread and relative margin of error of latency samples (ms). */

@@ -27,10 +27,11 @@ function forwardOptions(w, op, d, extra) {
 }
 
 /** A pure-JS baseline (naive or tuned) as an Impl; outputs go to a preallocated Float32Array. */
-function jsImpl(id, label, impl, color, note) {
+function jsImpl(id, label, short, impl, color, note) {
   return {
     id,
     label,
+    short,
     group: "js",
     pristine: true,
     color,
@@ -56,12 +57,14 @@ function jsImpl(id, label, impl, color, note) {
 export const jsNaive = jsImpl(
   "js-naive",
   "JS straightforward",
+  "JS naive",
   naive,
   "#bdbdbd",
   "bench/js-baselines.js naive: per-channel loops (mean, variance, then y with / and sqrt inline), strided by channel",
 );
 export const jsTuned = jsImpl(
   "js-tuned",
+  "JS tuned",
   "JS tuned",
   tuned,
   "#616161",
@@ -77,6 +80,7 @@ export function copyingImpl(bn, color) {
   return {
     id: `${bn.backend}-copy`,
     label: `wasm-batchnorm ${bn.backend}, copying API`,
+    short: `${bn.backend} copying`,
     group: "wasm-batchnorm",
     color,
     note: "bn.batchNorm(Float32Array, { ..., out: Float32Array }): copies the tensor in and the result out on every call",
@@ -153,6 +157,7 @@ export function zeroCopyImpl(bn, color) {
   return {
     id: `${bn.backend}-zero`,
     label: `wasm-batchnorm ${bn.backend}, zero-copy API`,
+    short: `${bn.backend} zero-copy`,
     group: "wasm-batchnorm",
     color,
     note: "bn.batchNorm(WasmTensor, { ..., out: WasmTensor }), per-channel arrays also WasmTensors: no tensor-sized copy",
@@ -173,6 +178,7 @@ export function copyYardstick(bn) {
   return {
     id: "copy",
     label: "copy (bandwidth yardstick)",
+    short: "copy",
     group: "yardstick",
     color: "#000",
     note: "dst.set(src) between two WasmTensor data views of the tensor's size: one read + one write pass",

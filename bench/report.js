@@ -143,16 +143,16 @@ export function markdown(json) {
   const cell = (r) => {
     if (!r || r.status === "n/a") return "–";
     if (r.status !== "ok") return `**${r.status}**`;
-    const x = r.speedup !== undefined && r.impl !== json.settings.baseline ? ` (${fmtX(r.speedup, 1)}×)` : "";
+    const x = r.speedup !== undefined && r.impl !== json.settings.baseline ? ` (${r.speedup < 1 ? r.speedup.toPrecision(2) : fmtX(r.speedup, 1)}×)` : "";
     return `${fmtMs(r.medianMs)}${x}`;
   };
   const out = [];
   const env = json.environment;
   out.push(
-    `${json.title}. Median ms per call (in parentheses: speed relative to ${json.impls.find((m) => m.id === json.settings.baseline)?.label ?? json.settings.baseline}); "bound" is the bandwidth bound (copy time × passes). ${env.cpu}, ${env.node}, ${json.settings.mode} run, ${env.date.slice(0, 10)}${env.commit ? `, commit ${env.commit}${env.dirty ? " + local changes" : ""}` : ""}.`,
+    `${json.title}. Median ms per call (in parentheses: speed relative to ${json.impls.find((m) => m.id === json.settings.baseline)?.label ?? json.settings.baseline}); "bound" is the bandwidth bound (copy time × passes). ${env.cpu}, Node ${env.node}, ${json.settings.mode} run, ${env.date.slice(0, 10)}${env.commit ? `, commit ${env.commit}${env.dirty ? " + local changes" : ""}` : ""}.`,
     "",
   );
-  out.push(`| workload | op | ${impls.map((m) => m.label).join(" | ")} | bound |`);
+  out.push(`| workload | op | ${impls.map((m) => m.short ?? m.label).join(" | ")} | bound |`);
   out.push(`|---|---|${impls.map(() => "---:").join("|")}|---:|`);
   for (const p of pairs) {
     const w = json.workloads.find((x) => x.id === p.workload);

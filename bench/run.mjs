@@ -23,7 +23,7 @@ const started = performance.now();
 const args = parseArgs(process.argv.slice(2));
 if (args.help) {
   console.log(`npm run bench [-- options]
-  --full                 every implementation on every workload and op, 1 s per task (default: quick, < 1 min)
+  --full                 every op on every workload (quick: S4 inference only), 1 s per task (default: quick, < 1 min)
   --workloads=S1,S3      subset of ${WORKLOADS.map((w) => w.id).join(",")}
   --ops=train,infer      subset of ${OPS.map((o) => o.id).join(",")}
   --impls=a,b            subset of js-naive,js-tuned,scalar-copy,scalar-zero,simd-copy,simd-zero (copy always runs)
@@ -35,9 +35,7 @@ if (args.help) {
 const full = args.full;
 const timing = { ...(full ? FULL : QUICK), ...(args.time ? { time: args.time } : {}) };
 const ALL_IMPLS = ["js-naive", "js-tuned", "scalar-copy", "scalar-zero", "simd-copy", "simd-zero"];
-// The quick run leaves out the scalar backend's copying API: simd-copy vs simd-zero already shows the copies' cost.
-const QUICK_IMPLS = ["js-naive", "js-tuned", "scalar-zero", "simd-copy", "simd-zero"];
-const implIds = args.impls ?? (full ? ALL_IMPLS : QUICK_IMPLS);
+const implIds = args.impls ?? ALL_IMPLS;
 for (const id of implIds) if (!ALL_IMPLS.includes(id)) throw new Error(`unknown implementation ${id}; expected one of ${ALL_IMPLS.join(", ")}`);
 const workloadIds = args.workloads ?? WORKLOADS.map((w) => w.id);
 const opIds = args.ops ?? OPS.map((o) => o.id);
@@ -137,7 +135,7 @@ async function enginePath(bn, w, op, z) {
   return { fn };
 }
 
-/** Median ms per call of each fn, from `rounds` round-robin batches of ~targetMs each. */
+/** Median ms per call of each fn, from `rounds` round-robin batches of ~targetMs each (order reversed every other round). */
 function interleaved(fns, rounds, targetMs) {
   const counts = fns.map((f) => {
     for (let k = 1; ; k *= 2) {
@@ -148,12 +146,14 @@ function interleaved(fns, rounds, targetMs) {
     }
   });
   const per = fns.map(() => []);
+  const order = fns.map((_, j) => j);
   for (let r = 0; r < rounds; r++) {
-    fns.forEach((f, j) => {
+    for (const j of r % 2 ? [...order].reverse() : order) {
+      const f = fns[j];
       const t0 = performance.now();
       for (let i = 0; i < counts[j]; i++) f();
       per[j].push((performance.now() - t0) / counts[j]);
-    });
+    }
   }
   return per.map(median);
 }
@@ -173,7 +173,7 @@ for (const { w, op } of pairs.filter((p) => p.w.id === "S3" || p.w.id === "S4"))
     const tinyCheck = check(tinyW, op, zt.outputs());
     const engine = await enginePath(overheadBackend, w, op, z);
     const fns = [z.call, zt.call, ...(engine.fn ? [engine.fn] : [])];
-    const [apiMs, tinyMs, engineMs] = interleaved(fns, full ? 41 : 15, full ? 10 : 4);
+    const [apiMs, tinyMs, engineMs] = interleaved(fns, full ? 101 : 40, full ? 10 : 3);
     const row = {
       workload: w.id, op, backend: overheadBackend.backend, apiMs, tinyShape, tinyMs, tinyPct: (100 * tinyMs) / apiMs,
       tinyCheck: tinyCheck.ok ? "ok" : tinyCheck.message,
@@ -199,28 +199,28 @@ const steady = [];
 if (memoryBackend) {
   const callsPerOp = full ? 200 : 40;
   for (const api of ["zero-copy", "copying"]) {
-    const setups = OPS.map((o) =>
-      api === "zero-copy" ? zeroCopySetup(memoryBackend, memW, o.id) : { ...copyingImpl(memoryBackend).prepare(memW, o.id), free() {} },
-    );
-    const calls = setups.map((s) => s.call ?? s.run);
-    try {
-      for (const f of calls) f();
-      gc?.();
-      const wasm0 = memoryBackend.memoryBytes;
-      const heap0 = process.memoryUsage().heapUsed;
-      for (let i = 0; i < callsPerOp; i++) for (const f of calls) f();
-      gc?.();
-      const wasm1 = memoryBackend.memoryBytes;
-      const heap1 = process.memoryUsage().heapUsed;
-      steady.push({
-        workload: memW.id, api, backend: memoryBackend.backend, calls: callsPerOp * calls.length,
-        wasmBefore: wasm0, wasmAfter: wasm1, wasmGrowth: wasm1 - wasm0, heapDrift: heap1 - heap0, gc: !!gc,
-      });
-      log(`memory ${memW.id} ${api}: wasm ${wasm0} -> ${wasm1} bytes over ${callsPerOp * calls.length} calls, heap drift ${heap1 - heap0} bytes`);
-    } finally {
-      for (const s of setups) s.free?.();
+    for (const o of OPS) {
+      const setup = api === "zero-copy" ? zeroCopySetup(memoryBackend, memW, o.id) : copyingImpl(memoryBackend).prepare(memW, o.id);
+      const call = setup.call ?? setup.run;
+      try {
+        call();
+        gc?.();
+        const wasm0 = memoryBackend.memoryBytes;
+        const heap0 = process.memoryUsage().heapUsed;
+        for (let i = 0; i < callsPerOp; i++) call();
+        gc?.();
+        const wasm1 = memoryBackend.memoryBytes;
+        const heap1 = process.memoryUsage().heapUsed;
+        steady.push({
+          workload: memW.id, api, op: o.id, backend: memoryBackend.backend, calls: callsPerOp,
+          wasmBefore: wasm0, wasmAfter: wasm1, wasmGrowth: wasm1 - wasm0, heapDrift: heap1 - heap0, gc: !!gc,
+        });
+      } finally {
+        setup.free?.();
+      }
     }
   }
+  log(`memory ${memW.id}: wasm growth over ${callsPerOp} calls per API and op: ${steady.map((r) => `${r.api} ${r.op} ${r.wasmGrowth} B`).join(", ")}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,9 +269,11 @@ if (memoryBackend) {
       `wasm memory per backend after each workload's tasks (it never shrinks, so the value after ${memW.id} is its peak while ${memW.id} ran${workloads[0] === memW ? "" : `, including earlier workloads`}): ${memorySnapshots.map((m) => `${m.after}: ${Object.entries(m).filter(([k]) => k !== "after").map(([k, v]) => `${k} ${mib(v)}`).join(", ")}`).join("; ")}.`,
       ...(s1 ? [`Peak wasm memory for ${memW.id} (${mib(bytesOf(memW))} tensor, zero-copy and copying API tasks): ${Object.entries(s1).filter(([k]) => k !== "after").map(([k, v]) => `${k} ${mib(v)}`).join(", ")}.`] : []),
       "",
-      "| workload | API | calls | wasm memory before → after | growth | JS heap drift |",
-      "|---|---|---:|---:|---:|---:|",
-      ...steady.map((r) => `| ${r.workload} | ${r.api} | ${r.calls} | ${mib(r.wasmBefore)} → ${mib(r.wasmAfter)} | ${r.wasmGrowth} B | ${(r.heapDrift / 1024).toFixed(1)} KiB${r.gc ? "" : " (no gc())"} |`),
+      `Steady state: after one warm-up call, ${steady[0]?.calls} more calls of each op through each API (${memoryBackend.backend} backend), wasm memory (bn.memoryBytes) before and after, and JS heap drift (process.memoryUsage().heapUsed${gc ? " after gc()" : ", gc() unavailable"}).`,
+      "",
+      "| workload | API | op | calls | wasm memory before → after | growth | JS heap drift |",
+      "|---|---|---|---:|---:|---:|---:|",
+      ...steady.map((r) => `| ${r.workload} | ${r.api} | ${r.op} | ${r.calls} | ${mib(r.wasmBefore)} → ${mib(r.wasmAfter)} | ${r.wasmGrowth} B | ${(r.heapDrift / 1024).toFixed(1)} KiB |`),
     ],
   });
 }
@@ -306,7 +308,7 @@ const json = derive({
   },
   workloads: workloads.map((w) => ({ ...w, length: lengthOf(w), channels: channelsOf(w), count: countOf(w), bytes: bytesOf(w) })),
   ops: OPS,
-  impls: implList.map(({ id, label, group, note, color }) => ({ id, label, group, note, color })),
+  impls: implList.map(({ id, label, short, group, note, color }) => ({ id, label, short, group, note, color })),
   results: runner.results,
   overhead,
   memory: { snapshots: memorySnapshots, steady },

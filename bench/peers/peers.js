@@ -53,6 +53,7 @@ export function tfjsImpl(backend, color) {
   return {
     id: `tfjs-${backend}`,
     label: `tfjs ${backend}`,
+    short: `tfjs ${backend}`,
     group: "peer",
     pristine: backend === "cpu",
     color,
@@ -165,6 +166,7 @@ export function ortImpl(flavor, color) {
   return {
     id: `ort-${flavor}`,
     label: flavor === "web" ? "onnxruntime-web (wasm)" : "onnxruntime-node (native)",
+    short: flavor === "web" ? "ORT web" : "ORT node",
     group: "peer",
     color,
     note: `${pkg}: one-node BatchNormalization model (opset 15, hand-encoded), ${flavor === "web" ? "wasm backend from node_modules, numThreads 1" : "CPU execution provider"}, intra/inter-op threads 1; channels-first only; no backward`,
@@ -268,6 +270,7 @@ export function torchImpl(tmpDir, color) {
   const impl = {
     id: "torch",
     label: "PyTorch CPU (1 thread)",
+    short: "PyTorch",
     group: "peer",
     color,
     note: "torch.nn.functional.batch_norm and torch.autograd.grad of it, torch.set_num_threads(1), timed in Python; tensors resident in torch (channels-last data as torch.channels_last)",

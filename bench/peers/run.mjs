@@ -125,7 +125,7 @@ const json = derive({
   },
   workloads: workloads.map((w) => ({ ...w, length: lengthOf(w), channels: channelsOf(w), count: countOf(w), bytes: bytesOf(w) })),
   ops: OPS,
-  impls: [...impls, yardstick].map(({ id, label, group, note, color }) => ({ id, label, group, note, color })),
+  impls: [...impls, yardstick].map(({ id, label, short, group, note, color }) => ({ id, label, short, group, note, color })),
   results: runner.results,
 });
 json.durationSeconds = Math.round((performance.now() - started) / 100) / 10;

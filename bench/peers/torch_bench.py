@@ -110,7 +110,7 @@ def timed(req):
     run = state["run"]
     now = time.perf_counter
     start, n = now(), 0
-    while n < req["warmupIterations"] or (now() - start) * 1000 < req["warmupTime"]:
+    while req.get("warmup", True) and (n < req["warmupIterations"] or (now() - start) * 1000 < req["warmupTime"]):
         run()
         n += 1
     samples, total = [], 0.0
