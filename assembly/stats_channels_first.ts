@@ -4,8 +4,8 @@
 // channel's first values (the "shifted data" algorithm; see: Chan, Golub, LeVeque, "Algorithms for
 // computing the sample variance", 1983). The SIMD build sums in f32 within blocks of 64 values and
 // in f64 across blocks, which keeps converts off the hot loop; a channel whose sums cannot be
-// trusted that way (overflow, a variance below 2^-100, or cancellation: sum(d * d) > 8 * M2) is
-// summed again entirely in f64 around its mean. The scalar build always sums in f64.
+// trusted that way (see `untrusted`) is summed again entirely in f64 around its mean. The scalar
+// build always sums in f64.
 import { lo64, hi64, sum64, at4, at8 } from "./widen";
 
 /** Adds sum(d) and sum(d * d), d = x - k, over [p, end) to f64 `sum1[0]` and `sum2[0]`, in f64. */
@@ -70,11 +70,16 @@ import { lo64, hi64, sum64, at4, at8 } from "./widen";
   return <f32>(s / <f64>m);
 }
 
-/** Whether fast sums s1, s2 of count shifted values lost the variance (see the file header). */
+/**
+ * Whether fast sums s1, s2 of count shifted values lost the variance: cancellation (sum(d * d) >
+ * 8 * M2), overflow or NaN, or squares near or below f32's underflow (mean d * d < 2^-100, unless
+ * every d is 0: a constant channel).
+ */
 @inline export function untrusted(s1: f64, s2: f64, count: f64): bool {
   if (!ASC_FEATURE_SIMD) return false;
   const m2 = s2 - (s1 * s1) / count;
-  return s2 != 0 && !(m2 >= s2 * 0.125 && m2 >= count * 7.888609052210118e-31); // 2^-100
+  if (s2 == 0 && s1 == 0) return false;
+  return !(m2 >= s2 * 0.125 && s2 >= count * 7.888609052210118e-31 && s2 < Infinity); // 2^-100
 }
 
 /**

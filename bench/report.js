@@ -189,10 +189,12 @@ function niceStep(max, target = 6) {
 export function svg(json, o = {}) {
   const impls = json.impls.filter((m) => m.group !== "yardstick" && json.results.some((r) => r.impl === m.id && r.status !== "n/a"));
   const color = new Map(impls.map((m, i) => [m.id, m.color ?? PALETTE[i % PALETTE.length]]));
+  // one group per workload and op, with a bar slot for each implementation that has a result there
   const groups = [];
   for (const r of ordered(json)) {
     if (r.op === "copy" || groups.some((g) => g.workload === r.workload && g.op === r.op)) continue;
-    groups.push({ workload: r.workload, op: r.op });
+    const present = impls.filter((m) => json.results.some((x) => x.workload === r.workload && x.op === r.op && x.impl === m.id && x.status !== "n/a"));
+    groups.push({ workload: r.workload, op: r.op, impls: present });
   }
   const values = json.results.filter((r) => r.gbps > 0).map((r) => r.gbps);
   const maxV = Math.max(...values, 1e-9);
@@ -200,18 +202,24 @@ export function svg(json, o = {}) {
   const log = o.scale ? o.scale === "log" : maxV / minV > 30;
 
   const barW = impls.length > 8 ? 9 : 12;
-  const groupW = impls.length * barW + 18;
+  const gap = 18;
   const left = 64;
   const plotH = 300;
-  const width = Math.max(760, left + groups.length * groupW + 24);
+  let x = left + 12;
+  for (const g of groups) {
+    g.x0 = x;
+    g.x1 = x + g.impls.length * barW;
+    x = g.x1 + gap;
+  }
+  const width = Math.max(760, x + 16);
   let legendRows = 1;
-  for (let x = left, i = 0; i < impls.length; i++) {
+  for (let lx = left, i = 0; i < impls.length; i++) {
     const w = 26 + impls[i].label.length * 6.4;
-    if (x + w > width - 16 && x > left) {
+    if (lx + w > width - 16 && lx > left) {
       legendRows++;
-      x = left;
+      lx = left;
     }
-    x += w;
+    lx += w;
   }
   const top = 62 + 16 * legendRows;
   const height = top + plotH + 74;
@@ -265,11 +273,11 @@ export function svg(json, o = {}) {
   s.push(`<line x1="${left}" x2="${width - 16}" y1="${bottom}" y2="${bottom}" stroke="#333"/>`);
   s.push(`<text transform="translate(16 ${top + plotH / 2}) rotate(-90)" text-anchor="middle" fill="#333">GB/s${log ? " (log scale)" : ""}</text>`);
 
-  groups.forEach((g, gi) => {
-    const x0 = left + 12 + gi * groupW;
+  for (const g of groups) {
+    const x0 = g.x0;
     const w = json.workloads.find((x) => x.id === g.workload);
     const copy = json.results.find((r) => r.workload === g.workload && r.op === "copy" && r.gbps > 0);
-    impls.forEach((m, i) => {
+    g.impls.forEach((m, i) => {
       const r = json.results.find((x) => x.workload === g.workload && x.op === g.op && x.impl === m.id);
       const x = x0 + i * barW;
       if (r?.gbps > 0) {
@@ -283,18 +291,17 @@ export function svg(json, o = {}) {
     });
     if (copy) {
       const y = yOf(copy.gbps).toFixed(1);
-      s.push(`<line x1="${x0 - 3}" x2="${x0 + impls.length * barW + 1}" y1="${y}" y2="${y}" stroke="#000" stroke-dasharray="4 3"><title>${esc(`${w.id} copy: ${copy.gbps.toFixed(2)} GB/s`)}</title></line>`);
+      s.push(`<line x1="${x0 - 3}" x2="${g.x1 + 1}" y1="${y}" y2="${y}" stroke="#000" stroke-dasharray="4 3"><title>${esc(`${w.id} copy: ${copy.gbps.toFixed(2)} GB/s`)}</title></line>`);
     }
-    const cx = x0 + (impls.length * barW) / 2;
-    s.push(`<text x="${cx}" y="${bottom + 15}" text-anchor="middle">${esc(g.op)}</text>`);
-  });
+    s.push(`<text x="${(x0 + g.x1) / 2}" y="${bottom + 15}" text-anchor="middle">${esc(g.op)}</text>`);
+  }
   // one label per workload, under its groups, with separators between workloads
   for (let gi = 0; gi < groups.length; ) {
     let gj = gi;
     while (gj + 1 < groups.length && groups[gj + 1].workload === groups[gi].workload) gj++;
     const w = json.workloads.find((x) => x.id === groups[gi].workload);
-    const xa = left + 12 + gi * groupW - 9;
-    const xb = left + 12 + (gj + 1) * groupW - 9;
+    const xa = groups[gi].x0 - gap / 2;
+    const xb = groups[gj].x1 + gap / 2;
     if (gi > 0) s.push(`<line x1="${xa}" x2="${xa}" y1="${top}" y2="${bottom + 40}" stroke="#ccc"/>`);
     const label = xb - xa > w.name.length * 6.5 + 30 ? `${w.id} · ${w.name}` : w.id;
     s.push(`<text x="${(xa + xb) / 2}" y="${bottom + 32}" text-anchor="middle" font-weight="600">${esc(label)}</text>`);

@@ -61,7 +61,7 @@ mkdirSync(outDir, { recursive: true });
 
 const bn = await init({ backend: "simd" }).catch(() => init({ backend: "scalar" }));
 const torchCheck = torchAvailable();
-const torch = torchCheck.ok ? torchImpl(outDir, "#ee4c2c") : null;
+const torch = torchCheck.ok ? torchImpl(outDir, "#6a3d9a") : null;
 if (!torch) log(`PyTorch: skipped (/usr/bin/python3 -c 'import torch, numpy' failed: ${torchCheck.error})`);
 
 const all = [
