@@ -10,11 +10,11 @@ import { stride } from "./coefficients";
 /** Rows per f32 block. */
 export const BLOCK_ROWS = 16;
 
-/** Adds sum(d), sum(d * d), d = x - k, of one channel over rows [r0, r1) to `sum1[0]`, `sum2[0]`, in f64. */
-@inline function accumulateColumn(p: usize, line: usize, r0: i32, r1: i32, k: f64, sum1: usize, sum2: usize): void {
+/** Adds sum(d), sum(d * d), d = x - k, of the column at p (`rows` values `line` bytes apart) to `sum1[0]`, `sum2[0]`, in f64. */
+@inline function accumulateColumn(p: usize, line: usize, rows: i32, k: f64, sum1: usize, sum2: usize): void {
   let s1: f64 = 0, s2: f64 = 0;
-  const end = p + line * <usize>r1;
-  for (let q = p + line * <usize>r0; q < end; q += line) {
+  const end = p + line * <usize>rows;
+  for (let q = p; q < end; q += line) {
     const d = <f64>load<f32>(q) - k;
     s1 += d; s2 += d * d;
   }
@@ -136,7 +136,7 @@ export function statsChannelsLast(
       k += s1 / count;
       store<f64>(mean + at8(ch), 0);
       store<f64>(variance + at8(ch), 0);
-      accumulateColumn(x + at4(ch), line, 0, rows, k, mean + at8(ch), variance + at8(ch));
+      accumulateColumn(x + at4(ch), line, rows, k, mean + at8(ch), variance + at8(ch));
       s1 = load<f64>(mean + at8(ch));
       s2 = load<f64>(variance + at8(ch));
     }

@@ -135,27 +135,42 @@ async function enginePath(bn, w, op, z) {
   return { fn };
 }
 
-/** Median ms per call of each fn, from `rounds` round-robin batches of ~targetMs each (order reversed every other round). */
+/**
+ * Per-call ms of each fn over `rounds` round-robin batches of ~targetMs (order reversed every other
+ * round), after a warm-up; every fn runs the same number of calls per batch (calibrated on the
+ * first, the API call), so their batches are alike. Returns the per-round times of each fn.
+ */
 function interleaved(fns, rounds, targetMs) {
-  const counts = fns.map((f) => {
-    for (let k = 1; ; k *= 2) {
-      const t0 = performance.now();
-      for (let i = 0; i < k; i++) f();
-      const dt = performance.now() - t0;
-      if (dt >= targetMs / 4 || k >= 1 << 20) return Math.max(1, Math.round((k * targetMs) / Math.max(dt, 1e-3)));
+  for (const f of fns) for (let i = 0; i < 20; i++) f();
+  let count = 1;
+  for (;;) {
+    const t0 = performance.now();
+    for (let i = 0; i < count; i++) fns[0]();
+    const dt = performance.now() - t0;
+    if (dt >= targetMs / 2 || count >= 1 << 20) {
+      count = Math.max(1, Math.round((count * targetMs) / Math.max(dt, 1e-3)));
+      break;
     }
-  });
+    count *= 2;
+  }
   const per = fns.map(() => []);
   const order = fns.map((_, j) => j);
   for (let r = 0; r < rounds; r++) {
     for (const j of r % 2 ? [...order].reverse() : order) {
       const f = fns[j];
       const t0 = performance.now();
-      for (let i = 0; i < counts[j]; i++) f();
-      per[j].push((performance.now() - t0) / counts[j]);
+      for (let i = 0; i < count; i++) f();
+      per[j].push((performance.now() - t0) / count);
     }
   }
-  return per.map(median);
+  return per;
+}
+
+/** Quartiles of numbers. */
+function quartiles(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const at = (q) => s[Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))))];
+  return [at(0.25), at(0.5), at(0.75)];
 }
 
 const overhead = [];
@@ -173,15 +188,21 @@ for (const { w, op } of pairs.filter((p) => p.w.id === "S3" || p.w.id === "S4"))
     const tinyCheck = check(tinyW, op, zt.outputs());
     const engine = await enginePath(overheadBackend, w, op, z);
     const fns = [z.call, zt.call, ...(engine.fn ? [engine.fn] : [])];
-    const [apiMs, tinyMs, engineMs] = interleaved(fns, full ? 101 : 40, full ? 10 : 3);
+    const [apiRounds, tinyRounds, engineRounds] = interleaved(fns, full ? 101 : 40, full ? 10 : 3);
+    const [apiMs, tinyMs] = [median(apiRounds), median(tinyRounds)];
+    const engineMs = engineRounds && median(engineRounds);
+    // overhead: median of the paired per-round differences (API batch vs the adjacent engine batch), with their quartiles as the noise
     const row = {
       workload: w.id, op, backend: overheadBackend.backend, apiMs, tinyShape, tinyMs, tinyPct: (100 * tinyMs) / apiMs,
       tinyCheck: tinyCheck.ok ? "ok" : tinyCheck.message,
     };
-    if (engine.fn) Object.assign(row, { engineMs, overheadMs: apiMs - engineMs, overheadPct: (100 * (apiMs - engineMs)) / apiMs });
+    if (engine.fn) {
+      const [q1, overheadMs, q3] = quartiles(apiRounds.map((a, i) => a - engineRounds[i]));
+      Object.assign(row, { engineMs, overheadMs, overheadPct: (100 * overheadMs) / apiMs, overheadIqrMs: [q1, q3] });
+    }
     else row.engineUnavailable = engine.reason;
     overhead.push(row);
-    log(`overhead ${w.id} ${op}: API ${apiMs.toFixed(4)} ms, ${engine.fn ? `engine-level ${engineMs.toFixed(4)} ms, ` : ""}tiny ${tinyMs.toFixed(4)} ms`);
+    log(`overhead ${w.id} ${op}: API ${apiMs.toFixed(4)} ms, ${engine.fn ? `engine-level ${engineMs.toFixed(4)} ms (overhead ${row.overheadPct.toFixed(1)}%), ` : ""}tiny ${tinyMs.toFixed(4)} ms`);
   } finally {
     z.free();
     zt.free();
@@ -251,12 +272,12 @@ if (overhead.length) {
   sections.push({
     title: "Per-call API overhead (zero-copy API, small workloads)",
     markdown: [
-      `Engine-level: the same kernels through the library's internal pointer-level path (no validation, result arrays or bookkeeping); overhead = API call − engine-level call. Tiny: the same API call on a tiny tensor with the same channel count (fixed per-call costs + per-channel work). Interleaved batches, median per call; ${overheadBackend.backend} backend.`,
+      `Engine-level: the same kernels through the library's internal pointer-level path (Backend's private engine: no argument validation, result arrays or bookkeeping). Overhead = API call − engine-level call, the median of paired differences between adjacent batches (quartiles in brackets: the noise). Tiny: the same API call on a tiny tensor with the same channel count (fixed per-call costs + per-channel work, an upper bound). Interleaved batches of equal call counts, ${overheadBackend.backend} backend.`,
       "",
-      "| workload | op | API call | engine-level | overhead | tiny call | tiny / API |",
-      "|---|---|---:|---:|---:|---:|---:|",
+      "| workload | op | API call | engine-level | overhead [quartiles] | % of call | tiny call | tiny / API |",
+      "|---|---|---:|---:|---:|---:|---:|---:|",
       ...overhead.map((r) =>
-        `| ${r.workload} | ${r.op} | ${fmt(r.apiMs)} | ${r.engineMs === undefined ? "n/a" : fmt(r.engineMs)} | ${r.overheadMs === undefined ? "n/a" : `${fmt(r.overheadMs)} (${r.overheadPct.toFixed(1)}%)`} | ${fmt(r.tinyMs)} [${r.tinyShape.join("×")}] | ${r.tinyPct.toFixed(1)}% |`),
+        `| ${r.workload} | ${r.op} | ${fmt(r.apiMs)} | ${r.engineMs === undefined ? "n/a" : fmt(r.engineMs)} | ${r.overheadMs === undefined ? "n/a" : `${fmt(r.overheadMs)} [${fmt(r.overheadIqrMs[0])}, ${fmt(r.overheadIqrMs[1])}]`} | ${r.overheadPct === undefined ? "n/a" : `${r.overheadPct.toFixed(1)}%`} | ${fmt(r.tinyMs)} [${r.tinyShape.join("×")}] | ${r.tinyPct.toFixed(1)}% |`),
       ...[...new Set(overhead.filter((r) => r.engineUnavailable).map((r) => r.engineUnavailable))].map((m) => `\nengine-level path unavailable: ${m}`),
     ],
   });

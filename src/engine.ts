@@ -29,6 +29,31 @@ export interface Scratch {
   coef: number;
 }
 
+/** The scratch rows for `c` channels from `base`, each 64-byte aligned, and the bytes they span. */
+function scratchLayout(base: number, c: number): { scratch: Scratch; bytes: number } {
+  let at = base;
+  const take = (bytes: number): number => {
+    const ptr = at;
+    at += Math.ceil(bytes / 64) * 64;
+    return ptr;
+  };
+  const scratch: Scratch = {
+    c,
+    mean: take(c * 8),
+    variance: take(c * 8),
+    invstd: take(c * 8),
+    sumDy: take(c * 8),
+    sumDyXc: take(c * 8),
+    dweight: take(c * 8),
+    weight: take(c * 4),
+    bias: take(c * 4),
+    runningMean: take(c * 4),
+    runningVar: take(c * 4),
+    coef: take(COEF_ROWS * ((c + 3) & ~3) * 4),
+  };
+  return { scratch, bytes: at - base };
+}
+
 /** Running statistics to read (eval) or update (training, when `factor` is a number). */
 export interface Running {
   mean: Tensor;
@@ -53,38 +78,14 @@ export class Engine {
   scratch(c: number): Scratch {
     if (c > this.scratchChannels) {
       const grown = Math.max(c, 2 * this.scratchChannels, 64);
-      const block = this.memory.alloc(this.scratchBytes(grown), "channel scratch");
+      const block = this.memory.alloc(scratchLayout(0, grown).bytes, "channel scratch");
       if (this.scratchBlock) this.memory.release(this.scratchBlock);
       this.scratchBlock = block;
       this.scratchChannels = grown;
       this.current = null;
     }
-    if (this.current?.c !== c) {
-      const f64Row = Math.ceil((c * 8) / 64) * 64;
-      const f32Row = Math.ceil((c * 4) / 64) * 64;
-      const base = this.scratchBlock;
-      this.current = {
-        c,
-        mean: base,
-        variance: base + f64Row,
-        invstd: base + 2 * f64Row,
-        sumDy: base + 3 * f64Row,
-        sumDyXc: base + 4 * f64Row,
-        dweight: base + 5 * f64Row,
-        weight: base + 6 * f64Row,
-        bias: base + 6 * f64Row + f32Row,
-        runningMean: base + 6 * f64Row + 2 * f32Row,
-        runningVar: base + 6 * f64Row + 3 * f32Row,
-        coef: base + 6 * f64Row + 4 * f32Row,
-      };
-    }
+    if (this.current?.c !== c) this.current = scratchLayout(this.scratchBlock, c).scratch;
     return this.current;
-  }
-
-  private scratchBytes(c: number): number {
-    const f64Row = Math.ceil((c * 8) / 64) * 64;
-    const f32Row = Math.ceil((c * 4) / 64) * 64;
-    return 6 * f64Row + 4 * f32Row + COEF_ROWS * ((c + 3) & ~3) * 4;
   }
 
   f64(ptr: number, length: number): Float64Array {
