@@ -45,7 +45,9 @@ const workloads = workloadIds.map(workloadById);
 const jsImpls = [jsNaive, jsTuned].filter((m) => implIds.includes(m.id));
 const wasmIds = implIds.filter((id) => !id.startsWith("js-"));
 const backendNames = ["scalar", "simd"].filter((b) => wasmIds.some((id) => id.startsWith(b)));
-const detachPairs = full ? pairs : pairs.filter((p) => p.w.id === "S2" && p.op !== "backward").slice(0, 2);
+// After wasm memory has grown, the JS baselines again: all pairs (full) or two (quick: S2 train and infer if selected).
+const forwardPairs = pairs.filter((p) => p.op !== "backward");
+const detachPairs = full ? pairs : (forwardPairs.some((p) => p.w.id === "S2") ? forwardPairs.filter((p) => p.w.id === "S2") : forwardPairs).slice(0, 2);
 const runner = new Runner({
   timing,
   total: pairs.length * jsImpls.length + workloads.length + pairs.length * wasmIds.length + detachPairs.length * jsImpls.length,

@@ -61,8 +61,13 @@ export interface Running {
 }
 
 export class Engine {
-  /** Input bytes per channel group in the channels-first training forward: what stays in cache between its two passes. */
-  static groupBytes = 4 << 20;
+  /**
+   * Input bytes per channel group in the channels-first training forward, which should stay in cache
+   * between its statistics and normalize passes. Measured on a 32 MiB-L3 EPYC (S1, ratio to a copy):
+   * 1 MiB 1.80, 4 MiB 1.44, 16 MiB 1.34, whole tensor 1.31: long streams beat L2-sized groups, so
+   * groups are sized to stay within L3.
+   */
+  static groupBytes = 16 << 20;
 
   private scratchBlock = 0;
   private scratchChannels = -1;
