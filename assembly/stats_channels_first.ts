@@ -82,6 +82,13 @@ import { lo64, hi64, sum64, at4, at8 } from "./widen";
   return !(m2 >= s2 * 0.125 && s2 >= count * 7.888609052210118e-31 && s2 < Infinity); // 2^-100
 }
 
+/** Stores the mean and biased variance of a channel from its shift k and sums s1, s2 over count values. */
+@inline export function storeStats(k: f64, s1: f64, s2: f64, count: f64, mean: usize, variance: usize): void {
+  const d = s1 / count;
+  store<f64>(mean, k + d);
+  store<f64>(variance, max(s2 - s1 * d, 0) / count);
+}
+
 /**
  * Mean and biased variance of channels [c0, c1), as f64 arrays of length C; `shift` is f32[C]
  * scratch for the per-channel K. `exact` sums everything in f64 (for RunningStats).
@@ -110,7 +117,7 @@ export function statsChannelsFirst(
     let s1 = load<f64>(mean + at8(ch));
     let s2 = load<f64>(variance + at8(ch));
     if (!exact && untrusted(s1, s2, count)) {
-      k += s1 / count;
+      k += s1 / count; // redo around the mean, in f64
       store<f64>(mean + at8(ch), 0);
       store<f64>(variance + at8(ch), 0);
       for (let i = 0; i < n; i++) {
@@ -120,8 +127,6 @@ export function statsChannelsFirst(
       s1 = load<f64>(mean + at8(ch));
       s2 = load<f64>(variance + at8(ch));
     }
-    const d = s1 / count;
-    store<f64>(mean + at8(ch), k + d);
-    store<f64>(variance + at8(ch), max(s2 - s1 * d, 0) / count);
+    storeStats(k, s1, s2, count, mean + at8(ch), variance + at8(ch));
   }
 }

@@ -4,7 +4,7 @@
 // channel whose fast sums cannot be trusted. Rows are read in memory order; the f32 block sums of
 // all channels live in a small scratch that stays in L1.
 import { lo64, hi64, at4, at8 } from "./widen";
-import { pilot, untrusted } from "./stats_channels_first";
+import { pilot, storeStats, untrusted } from "./stats_channels_first";
 import { stride } from "./coefficients";
 
 /** Rows per f32 block. */
@@ -133,15 +133,13 @@ export function statsChannelsLast(
     let s1 = load<f64>(mean + at8(ch));
     let s2 = load<f64>(variance + at8(ch));
     if (!exact && untrusted(s1, s2, count)) {
-      k += s1 / count;
+      k += s1 / count; // redo around the mean, in f64
       store<f64>(mean + at8(ch), 0);
       store<f64>(variance + at8(ch), 0);
       accumulateColumn(x + at4(ch), line, rows, k, mean + at8(ch), variance + at8(ch));
       s1 = load<f64>(mean + at8(ch));
       s2 = load<f64>(variance + at8(ch));
     }
-    const d = s1 / count;
-    store<f64>(mean + at8(ch), k + d);
-    store<f64>(variance + at8(ch), max(s2 - s1 * d, 0) / count);
+    storeStats(k, s1, s2, count, mean + at8(ch), variance + at8(ch));
   }
 }
