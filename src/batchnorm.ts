@@ -89,18 +89,12 @@ export function batchNorm(engine: Engine, x: Tensor, options: BatchNormOptions):
     const y = out ? view(out) : new Float32Array(0);
     return { y, mean: new Float32Array(g.c).fill(NaN), invstd: new Float32Array(g.c).fill(NaN) };
   }
-  const temps: number[] = [];
-  try {
-    const sc = engine.scratch(g.c);
-    const xp = engine.input(x, temps);
-    const yp = engine.output(out, g.length, temps);
-    engine.forward(xp, yp, g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null);
-    const { mean, meanLow, invstd } = engine.meanAndInvstd(sc);
-    meanLows.set(mean, meanLow);
-    return { y: engine.result(out, yp, g.length), mean, invstd };
-  } finally {
-    engine.release(temps);
-  }
+  const sc = engine.scratch(g.c);
+  const y = out ?? new Float32Array(g.length);
+  engine.forward(engine.operand(x), engine.operand(y), g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null);
+  const { mean, meanLow, invstd } = engine.meanAndInvstd(sc);
+  meanLows.set(mean, meanLow);
+  return { y: view(y), mean, invstd };
 }
 
 export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): BatchNormBackwardResult {
@@ -142,19 +136,12 @@ export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options
     const dx = out ? view(out) : new Float32Array(0);
     return { dx, dweight: new Float32Array(g.c), dbias: new Float32Array(g.c) };
   }
-  const temps: number[] = [];
-  try {
-    const sc = engine.scratch(g.c);
-    const dyp = engine.input(dy, temps);
-    const xp = engine.input(x, temps);
-    const dxp = engine.output(out, g.length, temps);
-    engine.f64(sc.mean, g.c).set(mean64);
-    engine.f64(sc.invstd, g.c).set(invstd64);
-    engine.backward(dyp, xp, dxp, g, sc, weight, training);
-    const dweight = new Float32Array(engine.f64(sc.dweight, g.c));
-    const dbias = new Float32Array(engine.f64(sc.sumDy, g.c));
-    return { dx: engine.result(out, dxp, g.length), dweight, dbias };
-  } finally {
-    engine.release(temps);
-  }
+  const sc = engine.scratch(g.c);
+  const dx = out ?? new Float32Array(g.length);
+  engine.f64(sc.mean, g.c).set(mean64);
+  engine.f64(sc.invstd, g.c).set(invstd64);
+  engine.backward(engine.operand(dy), engine.operand(x), engine.operand(dx), g, sc, weight, training);
+  const dweight = new Float32Array(engine.f64(sc.dweight, g.c));
+  const dbias = new Float32Array(engine.f64(sc.sumDy, g.c));
+  return { dx: view(dx), dweight, dbias };
 }

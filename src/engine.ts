@@ -54,6 +54,22 @@ function scratchLayout(base: number, c: number): { scratch: Scratch; bytes: numb
   return { scratch, bytes: at - base };
 }
 
+/** A tensor as the passes take it: a wasm address, or a Float32Array staged through chunks. */
+export type Operand = number | Float32Array;
+
+/**
+ * A block of a tensor the kernels take in one call: `length` floats from `offset`, `n` images
+ * (channels-first) or rows (channels-last), channels [c0, c1), `count` values per channel.
+ */
+interface Block {
+  offset: number;
+  length: number;
+  n: number;
+  c0: number;
+  c1: number;
+  count: number;
+}
+
 /** Running statistics to read (eval) or update (training, when `factor` is a number). */
 export interface Running {
   mean: Tensor;
@@ -68,6 +84,12 @@ export class Engine {
    * groups are sized to stay within L3.
    */
   static groupBytes = 16 << 20;
+
+  /**
+   * Bytes per chunk when Float32Arrays are staged through wasm memory (L2-sized). Measured here (S1
+   * inference, copying API): 32 KiB 5.2 ms, 256 KiB 4.5 ms, 1 MiB 4.4 ms, 4 MiB 4.0 ms.
+   */
+  static chunkBytes = 1 << 20;
 
   private scratchBlock = 0;
   private scratchChannels = -1;
@@ -107,32 +129,9 @@ export class Engine {
     return { mean: rows.subarray(0, sc.c), meanLow: rows.subarray(stride, stride + sc.c), invstd: rows.subarray(2 * stride) };
   }
 
-  /** Address of `t`'s data in wasm memory; a Float32Array is copied into a new block listed in `temps`. */
-  input(t: Tensor, temps: number[]): number {
-    if (t instanceof WasmTensor) return t.ptr;
-    const ptr = this.memory.alloc(t.length * 4);
-    temps.push(ptr);
-    this.memory.f32(ptr, t.length).set(t);
-    return ptr;
-  }
-
-  /** Address the kernel writes `length` results to: a WasmTensor `out` itself, else a temp block. */
-  output(out: Tensor | null, length: number, temps: number[]): number {
-    if (out instanceof WasmTensor) return out.ptr;
-    const ptr = this.memory.alloc(length * 4);
-    temps.push(ptr);
-    return ptr;
-  }
-
-  /** The results at `ptr` as the caller sees them: `out` (filled), or a new Float32Array. */
-  result(out: Tensor | null, ptr: number, length: number): Float32Array {
-    if (out instanceof WasmTensor) return out.data;
-    const src = this.memory.f32(ptr, length);
-    if (out) {
-      out.set(src);
-      return out;
-    }
-    return src.slice();
+  /** A wasm address for a tensor in wasm memory, else the Float32Array itself (staged by chunks). */
+  operand(t: Tensor): Operand {
+    return t instanceof WasmTensor ? t.ptr : t;
   }
 
   release(temps: number[]): void {
@@ -153,64 +152,225 @@ export class Engine {
   }
 
   /**
-   * Forward pass from `x` to `y` (addresses; y may equal x). With `batchStats` the statistics come
-   * from the batch and land in the scratch mean/variance/invstd rows; otherwise `running` supplies
-   * them. With `factor` (training with running statistics) those are updated in place:
+   * Forward pass from `x` to `y` (y may be x). With `batchStats` the statistics come from the batch
+   * and land in the scratch mean/variance/invstd rows; otherwise `running` supplies them. With
+   * `factor` (training with running statistics) those are updated in place:
    * running = (1 - f) * running + f * batch, the variance unbiased as in torch.
+   * Both in wasm memory: whole-tensor kernels. Otherwise Float32Arrays are staged through
+   * cache-sized chunks, so the copies in and out cost about what the kernels' own passes cost.
    */
   forward(
-    x: number, y: number, g: Geometry, sc: Scratch, weight: Tensor | null, bias: Tensor | null, eps: number,
+    x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Tensor | null, bias: Tensor | null, eps: number,
     batchStats: boolean, running: Running | null, factor: number | null,
   ): void {
     const k = this.kernels;
-    const { n, c, s, count } = g;
+    const { c } = g;
     const [w, b] = this.params(sc, weight, bias);
-    if (batchStats && !g.rows) {
-      const group = Math.max(1, Math.floor(Engine.groupBytes / (n * s * 4)));
-      k.forwardTrainChannelsFirst(x, y, n, c, s, 0, c, group, eps, w, b, sc.mean, sc.variance, sc.invstd, sc.coef);
-    } else {
-      if (batchStats) k.statsChannelsLast(x, count, c, 0, c, sc.mean, sc.variance, sc.coef, 0);
-      else {
-        this.f64(sc.mean, c).set(view(running!.mean));
-        this.f64(sc.variance, c).set(view(running!.variance));
+    if (typeof x === "number" && typeof y === "number") {
+      const whole = this.whole(g);
+      if (batchStats && !g.rows) {
+        const group = Math.max(1, Math.floor(Engine.groupBytes / (g.n * g.s * 4)));
+        k.forwardTrainChannelsFirst(x, y, g.n, c, g.s, 0, c, group, eps, w, b, sc.mean, sc.variance, sc.invstd, sc.coef);
+      } else {
+        if (batchStats) this.statsBlock(x, g, whole, sc, false);
+        else this.loadRunning(running!, sc);
+        k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, eps, w, b, sc.coef, sc.invstd);
+        this.normalizeBlock(x, y, g, whole, sc);
       }
-      k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, eps, w, b, sc.coef, sc.invstd);
-      if (g.rows) k.normalizeChannelsLast(x, y, count, c, 0, c, sc.coef);
-      else k.normalizeChannelsFirst(x, y, n, c, s, 0, c, sc.coef);
+    } else {
+      const temps: number[] = [];
+      try {
+        if (batchStats) this.batchStats(x, g, sc, false);
+        else this.loadRunning(running!, sc);
+        k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, eps, w, b, sc.coef, sc.invstd);
+        const blocks = this.chunks(g);
+        const bufX = typeof x === "number" ? 0 : this.alloc(blocks[0].length, temps);
+        const bufY = typeof y === "number" ? 0 : bufX || this.alloc(blocks[0].length, temps);
+        for (const blk of blocks) {
+          const dst = typeof y === "number" ? y + blk.offset * 4 : bufY;
+          this.normalizeBlock(this.stage(x, blk, bufX), dst, g, blk, sc);
+          if (typeof y !== "number") y.set(this.memory.f32(dst, blk.length), blk.offset);
+        }
+      } finally {
+        this.release(temps);
+      }
     }
     if (batchStats && running && factor !== null) {
       const rm = this.stageChannels(running.mean, sc.runningMean, c);
       const rv = this.stageChannels(running.variance, sc.runningVar, c);
-      k.updateRunning(0, c, sc.mean, sc.variance, count / (count - 1), factor, rm, rv);
+      k.updateRunning(0, c, sc.mean, sc.variance, g.count / (g.count - 1), factor, rm, rv);
       if (!(running.mean instanceof WasmTensor)) running.mean.set(this.memory.f32(rm, c));
       if (!(running.variance instanceof WasmTensor)) running.variance.set(this.memory.f32(rv, c));
     }
   }
 
-  /** Batch mean and biased variance, summed entirely in f64, into the scratch mean/variance rows. */
-  exactStats(x: number, g: Geometry, sc: Scratch): void {
-    if (g.rows) this.kernels.statsChannelsLast(x, g.count, g.c, 0, g.c, sc.mean, sc.variance, sc.coef, 1);
-    else this.kernels.statsChannelsFirst(x, g.n, g.c, g.s, 0, g.c, sc.mean, sc.variance, sc.coef, 1);
+  /**
+   * Batch mean and biased variance into the scratch mean/variance rows; `exact` sums in f64 throughout.
+   * A Float32Array is staged by chunks whose statistics are merged by Chan et al.'s formula
+   * (see running-stats.ts).
+   */
+  batchStats(x: Operand, g: Geometry, sc: Scratch, exact: boolean): void {
+    if (typeof x === "number") return this.statsBlock(x, g, this.whole(g), sc, exact);
+    const { c } = g;
+    const temps: number[] = [];
+    try {
+      const blocks = this.chunks(g);
+      const buf = this.alloc(blocks[0].length, temps);
+      const mean = new Float64Array(c);
+      const m2 = new Float64Array(c);
+      const seen = new Float64Array(c);
+      for (const blk of blocks) {
+        this.statsBlock(this.stage(x, blk, buf), g, blk, sc, exact);
+        const bm = this.f64(sc.mean, c);
+        const bv = this.f64(sc.variance, c);
+        const nb = blk.count;
+        for (let ch = blk.c0; ch < blk.c1; ch++) {
+          const na = seen[ch];
+          const n = na + nb;
+          const delta = bm[ch] - mean[ch];
+          mean[ch] += (delta * nb) / n;
+          m2[ch] += bv[ch] * nb + ((delta * delta * na) / n) * nb;
+          seen[ch] = n;
+        }
+      }
+      this.f64(sc.mean, c).set(mean);
+      this.f64(sc.variance, c).set(m2.map((v) => v / g.count));
+    } finally {
+      this.release(temps);
+    }
   }
 
   /**
-   * Backward pass: dx at `dx` (may equal dy); dweight and dbias in the scratch dweight/sumDy rows.
-   * The caller has written the f64 mean and invstd the forward normalized with into scratch.
+   * Backward pass: dx to `dx` (may be dy); dweight and dbias in the scratch dweight/sumDy rows. The
+   * caller has written the f64 mean and invstd the forward normalized with into scratch.
    * `training`: the statistics came from the batch, so the gradient flows through them.
+   * Staging as in forward: whole tensors in wasm memory, else cache-sized chunks.
    */
-  backward(dy: number, x: number, dx: number, g: Geometry, sc: Scratch, weight: Tensor | null, training: boolean): void {
+  backward(dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Tensor | null, training: boolean): void {
     const k = this.kernels;
-    const { n, c, s, count } = g;
+    const { c } = g;
     const w = this.stageChannels(weight, sc.weight, c);
     k.splitMeans(c, 0, c, sc.mean, sc.coef);
-    if (g.rows) k.backwardReduceChannelsLast(dy, x, count, c, 0, c, sc.coef, sc.sumDy, sc.sumDyXc);
-    else k.backwardReduceChannelsFirst(dy, x, n, c, s, 0, c, sc.coef, sc.sumDy, sc.sumDyXc);
-    k.backwardCoefficients(c, 0, c, count, sc.sumDy, sc.sumDyXc, sc.invstd, w, training ? 1 : 0, sc.coef, sc.dweight);
-    if (training) {
-      if (g.rows) k.backwardDxChannelsLast(dy, x, dx, count, c, 0, c, sc.coef);
-      else k.backwardDxChannelsFirst(dy, x, dx, n, c, s, 0, c, sc.coef);
-    } else if (g.rows) k.normalizeChannelsLast(dy, dx, count, c, 0, c, sc.coef);
-    else k.normalizeChannelsFirst(dy, dx, n, c, s, 0, c, sc.coef);
+    const temps: number[] = [];
+    try {
+      const staged = typeof dy !== "number" || typeof x !== "number" || typeof dx !== "number";
+      const blocks = staged ? this.chunks(g) : [this.whole(g)];
+      const size = blocks[0].length;
+      const bufDy = typeof dy === "number" ? 0 : this.alloc(size, temps);
+      const bufX = typeof x === "number" ? 0 : this.alloc(size, temps);
+      const bufDx = typeof dx === "number" ? 0 : bufDy || this.alloc(size, temps);
+      // the reductions are sums: add up the chunks' partial sums
+      const sumDy = new Float64Array(c);
+      const sumDyXc = new Float64Array(c);
+      for (const blk of blocks) {
+        this.reduceBlock(this.stage(dy, blk, bufDy), this.stage(x, blk, bufX), g, blk, sc);
+        const a = this.f64(sc.sumDy, c);
+        const b = this.f64(sc.sumDyXc, c);
+        for (let ch = blk.c0; ch < blk.c1; ch++) {
+          sumDy[ch] += a[ch];
+          sumDyXc[ch] += b[ch];
+        }
+      }
+      this.f64(sc.sumDy, c).set(sumDy);
+      this.f64(sc.sumDyXc, c).set(sumDyXc);
+      k.backwardCoefficients(c, 0, c, g.count, sc.sumDy, sc.sumDyXc, sc.invstd, w, training ? 1 : 0, sc.coef, sc.dweight);
+      for (const blk of blocks) {
+        const dst = typeof dx === "number" ? dx + blk.offset * 4 : bufDx;
+        const g0 = this.stage(dy, blk, bufDy);
+        if (training) this.dxBlock(g0, this.stage(x, blk, bufX), dst, g, blk, sc);
+        else this.normalizeBlock(g0, dst, g, blk, sc);
+        if (typeof dx !== "number") dx.set(this.memory.f32(dst, blk.length), blk.offset);
+      }
+    } finally {
+      this.release(temps);
+    }
+  }
+
+  private loadRunning(running: Running, sc: Scratch): void {
+    this.f64(sc.mean, sc.c).set(view(running.mean));
+    this.f64(sc.variance, sc.c).set(view(running.variance));
+  }
+
+  private alloc(elements: number, temps: number[]): number {
+    const ptr = this.memory.alloc(elements * 4);
+    temps.push(ptr);
+    return ptr;
+  }
+
+  /** The block's data in wasm memory: at its offset in a wasm operand, else copied into `buf`. */
+  private stage(t: Operand, blk: Block, buf: number): number {
+    if (typeof t === "number") return t + blk.offset * 4;
+    this.memory.f32(buf, blk.length).set(t.subarray(blk.offset, blk.offset + blk.length));
+    return buf;
+  }
+
+  private whole(g: Geometry): Block {
+    return { offset: 0, length: g.length, n: g.rows ? g.count : g.n, c0: 0, c1: g.c, count: g.count };
+  }
+
+  /**
+   * The tensor cut into blocks of about `chunkBytes` that the kernels take as they are: runs of rows
+   * (channels-last), whole images, or a channel range of one image (channels-first).
+   */
+  private chunks(g: Geometry): Block[] {
+    const limit = Math.max(1, Math.floor(Engine.chunkBytes / 4));
+    const blocks: Block[] = [];
+    const { c, s } = g;
+    if (g.rows) {
+      const per = Math.max(1, Math.floor(limit / c));
+      for (let r = 0; r < g.count; r += per) {
+        const rows = Math.min(per, g.count - r);
+        blocks.push({ offset: r * c, length: rows * c, n: rows, c0: 0, c1: c, count: rows });
+      }
+    } else if (c * s <= limit) {
+      const per = Math.floor(limit / (c * s));
+      for (let i = 0; i < g.n; i += per) {
+        const n = Math.min(per, g.n - i);
+        blocks.push({ offset: i * c * s, length: n * c * s, n, c0: 0, c1: c, count: n * s });
+      }
+    } else {
+      const per = Math.max(1, Math.floor(limit / s));
+      for (let i = 0; i < g.n; i++) {
+        for (let c0 = 0; c0 < c; c0 += per) {
+          const c1 = Math.min(c, c0 + per);
+          blocks.push({ offset: (i * c + c0) * s, length: (c1 - c0) * s, n: 1, c0, c1, count: s });
+        }
+      }
+    }
+    return blocks;
+  }
+
+  // Kernel calls on one block whose data starts at the given addresses. Channels-first kernels address
+  // channel ch at base + (i * C + ch) * S floats, so a block of channels [c0, c1) passes base = start - c0 * S.
+
+  private statsBlock(x: number, g: Geometry, blk: Block, sc: Scratch, exact: boolean): void {
+    const e = exact ? 1 : 0;
+    if (g.rows) this.kernels.statsChannelsLast(x, blk.n, g.c, 0, g.c, sc.mean, sc.variance, sc.coef, e);
+    else this.kernels.statsChannelsFirst(x - blk.c0 * g.s * 4, blk.n, g.c, g.s, blk.c0, blk.c1, sc.mean, sc.variance, sc.coef, e);
+  }
+
+  private normalizeBlock(x: number, y: number, g: Geometry, blk: Block, sc: Scratch): void {
+    if (g.rows) this.kernels.normalizeChannelsLast(x, y, blk.n, g.c, 0, g.c, sc.coef);
+    else {
+      const shift = blk.c0 * g.s * 4;
+      this.kernels.normalizeChannelsFirst(x - shift, y - shift, blk.n, g.c, g.s, blk.c0, blk.c1, sc.coef);
+    }
+  }
+
+  private reduceBlock(dy: number, x: number, g: Geometry, blk: Block, sc: Scratch): void {
+    if (g.rows) this.kernels.backwardReduceChannelsLast(dy, x, blk.n, g.c, 0, g.c, sc.coef, sc.sumDy, sc.sumDyXc);
+    else {
+      const shift = blk.c0 * g.s * 4;
+      this.kernels.backwardReduceChannelsFirst(dy - shift, x - shift, blk.n, g.c, g.s, blk.c0, blk.c1, sc.coef, sc.sumDy, sc.sumDyXc);
+    }
+  }
+
+  private dxBlock(dy: number, x: number, dx: number, g: Geometry, blk: Block, sc: Scratch): void {
+    if (g.rows) this.kernels.backwardDxChannelsLast(dy, x, dx, blk.n, g.c, 0, g.c, sc.coef);
+    else {
+      const shift = blk.c0 * g.s * 4;
+      this.kernels.backwardDxChannelsFirst(dy - shift, x - shift, dx - shift, blk.n, g.c, g.s, blk.c0, blk.c1, sc.coef);
+    }
   }
 }
 

@@ -109,34 +109,28 @@ export class BatchNorm {
       return new Float32Array(0);
     }
     const engine = this.engine;
-    const temps: number[] = [];
-    try {
-      const sc = engine.scratch(g.c);
-      const yp = engine.output(null, g.length, temps);
-      // last allocation: if it throws, the previous input (and this.saved) is still intact
-      let xp: number;
-      if (x instanceof WasmTensor) xp = x.ptr;
-      else {
-        xp = this.reserve(g.length * 4);
-        memory.f32(xp, g.length).set(x);
-      }
-      const running: Running | null = this.runningMean && { mean: this.runningMean, variance: this.runningVar! };
-      let factor: number | null = null;
-      if (this.training && running) factor = this.momentum ?? 1 / (this.numBatchesTracked + 1);
-      engine.forward(xp, yp, g, sc, this.weight, this.bias, this.eps, batchStats, running, factor);
-      if (this.training && running) this.numBatchesTracked += 1;
-      this.saved = {
-        g,
-        x: xp,
-        tensor: x instanceof WasmTensor ? x : null,
-        mean64: engine.f64(sc.mean, g.c).slice(),
-        invstd64: engine.f64(sc.invstd, g.c).slice(),
-        batchStats,
-      };
-      return engine.result(null, yp, g.length);
-    } finally {
-      engine.release(temps);
+    const sc = engine.scratch(g.c);
+    let xp: number;
+    if (x instanceof WasmTensor) xp = x.ptr;
+    else {
+      xp = this.reserve(g.length * 4); // if this throws, the previous input (and this.saved) is intact
+      memory.f32(xp, g.length).set(x);
     }
+    const y = new Float32Array(g.length);
+    const running: Running | null = this.runningMean && { mean: this.runningMean, variance: this.runningVar! };
+    let factor: number | null = null;
+    if (this.training && running) factor = this.momentum ?? 1 / (this.numBatchesTracked + 1);
+    engine.forward(xp, y, g, sc, this.weight, this.bias, this.eps, batchStats, running, factor);
+    if (this.training && running) this.numBatchesTracked += 1;
+    this.saved = {
+      g,
+      x: xp,
+      tensor: x instanceof WasmTensor ? x : null,
+      mean64: engine.f64(sc.mean, g.c).slice(),
+      invstd64: engine.f64(sc.invstd, g.c).slice(),
+      batchStats,
+    };
+    return y;
   }
 
   /** Gradient of the last forward: returns dx and sets weightGrad / biasGrad (when affine). */
@@ -150,22 +144,16 @@ export class BatchNorm {
     if (dy.length !== g.length) throw new RangeError(`dy: expected length ${g.length} (as the last forward's x), got ${dy.length}`);
     this.checkParams();
     const engine = this.engine;
-    const temps: number[] = [];
-    try {
-      const sc = engine.scratch(g.c);
-      const dyp = engine.input(dy, temps);
-      const dxp = engine.output(null, g.length, temps);
-      engine.f64(sc.mean, g.c).set(saved.mean64);
-      engine.f64(sc.invstd, g.c).set(saved.invstd64);
-      engine.backward(dyp, saved.x, dxp, g, sc, this.weight, saved.batchStats);
-      if (this.affine) {
-        this.weightGrad = new Float32Array(engine.f64(sc.dweight, g.c));
-        this.biasGrad = new Float32Array(engine.f64(sc.sumDy, g.c));
-      }
-      return engine.result(null, dxp, g.length);
-    } finally {
-      engine.release(temps);
+    const sc = engine.scratch(g.c);
+    const dx = new Float32Array(g.length);
+    engine.f64(sc.mean, g.c).set(saved.mean64);
+    engine.f64(sc.invstd, g.c).set(saved.invstd64);
+    engine.backward(engine.operand(dy), saved.x, dx, g, sc, this.weight, saved.batchStats);
+    if (this.affine) {
+      this.weightGrad = new Float32Array(engine.f64(sc.dweight, g.c));
+      this.biasGrad = new Float32Array(engine.f64(sc.sumDy, g.c));
     }
+    return dx;
   }
 
   /** Copies of the state under PyTorch's keys. */

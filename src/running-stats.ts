@@ -53,15 +53,10 @@ export class RunningStats {
     }
     if (g.count === 0) return this;
     const engine = this.engine;
-    const temps: number[] = [];
-    try {
-      const sc = engine.scratch(g.c);
-      engine.exactStats(engine.input(x, temps), g, sc);
-      const m2 = engine.f64(sc.variance, g.c).map((v) => v * g.count);
-      this.mergeState(g.count, engine.f64(sc.mean, g.c), m2);
-    } finally {
-      engine.release(temps);
-    }
+    const sc = engine.scratch(g.c);
+    engine.batchStats(engine.operand(x), g, sc, true);
+    const m2 = engine.f64(sc.variance, g.c).map((v) => v * g.count);
+    this.mergeState(g.count, engine.f64(sc.mean, g.c), m2);
     return this;
   }
 

@@ -1,7 +1,10 @@
 // Every SIMD tail class against the float64 reference: C and spatial sizes around the 4- and 8-wide
 // loops, N = 1..3, both layouts, both backends, with and without affine and running statistics,
-// training and eval, forward and backward. x sits on an offset so the mean matters.
-import { describe, expect, it } from "vitest";
+// training and eval, forward and backward. x sits on an offset so the mean matters. The copying API
+// stages Float32Arrays through chunks: the sweep runs with the default chunk size (one chunk here)
+// and with 48-byte chunks, which cut every tensor into row runs, whole images or channel ranges.
+import { afterAll, describe, expect, it } from "vitest";
+import { Engine } from "../src/engine.js";
 import { BACKENDS, backend, ULP } from "./helpers.js";
 import { randn, referenceBackward, referenceForward } from "./reference.js";
 
@@ -28,9 +31,15 @@ const maxOf = (a: ArrayLike<number>, f: (v: number, i: number) => number = Math.
   return m;
 };
 
+const CHUNKS = [Engine.chunkBytes, 48];
+afterAll(() => {
+  Engine.chunkBytes = CHUNKS[0];
+});
+
 describe.each(BACKENDS)("tail sweep, %s backend", (name) => {
-  describe.each(LAYOUTS)("%s", (layout) => {
+  describe.each(LAYOUTS.flatMap((layout) => CHUNKS.map((chunk) => [layout, chunk] as const)))("%s, %i-byte chunks", (layout, chunk) => {
     it.each(VARIANTS)("affine $affine, running stats $running", async ({ affine, running }) => {
+      Engine.chunkBytes = chunk;
       const bn = await backend(name);
       const failures: string[] = [];
       let cases = 0;
