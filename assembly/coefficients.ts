@@ -2,7 +2,7 @@
 //
 // A block is rows of f32, each `stride(c)` floats long (C rounded up to 4, so rows stay 16-byte
 // aligned for channels-last vector loads):
-//   [mh, ml, invstd, a, b, k2]
+//   [mh, invstd, ml, a, b, k2]
 //   forward:  y  = (x - mh) * a + b                  a = w * invstd, b = bias - ml * a
 //   backward: dx = dy * a + (x - mh) * k2 + b        (training; a = k1, b = k3 - ml * k2)
 // The mean is carried as an unevaluated f32 pair mh + ml: x - mh is exact when x is near the mean
@@ -11,8 +11,8 @@
 import { at4, at8 } from "./widen";
 
 export const ROW_MH = 0;
-export const ROW_ML = 1;
-export const ROW_INVSTD = 2; // f32 invstd, read back by the caller with mh and ml
+export const ROW_INVSTD = 1; // f32 invstd, read back by the caller with mh (and ml)
+export const ROW_ML = 2;
 export const ROW_A = 3;
 export const ROW_B = 4;
 export const ROW_K2 = 5;

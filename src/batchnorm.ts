@@ -92,8 +92,9 @@ export function batchNorm(engine: Engine, x: Tensor, options: BatchNormOptions):
   const sc = engine.scratch(g.c);
   const y = out ?? new Float32Array(g.length);
   engine.forward(engine.operand(x), engine.operand(y), g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null);
-  const { mean, meanLow, invstd } = engine.meanAndInvstd(sc);
-  meanLows.set(mean, meanLow);
+  // the low part matters only to a backward through batch statistics
+  const { mean, meanLow, invstd } = engine.meanAndInvstd(sc, batchStats);
+  if (meanLow) meanLows.set(mean, meanLow);
   return { y: view(y), mean, invstd };
 }
 

@@ -7,7 +7,7 @@ import type { Geometry, Tensor } from "./validate.js";
 
 const view = (t: Tensor): Float32Array => (t instanceof WasmTensor ? t.data : t);
 
-/** Rows in the coefficient block; the first three (mh, ml, invstd) are read back (assembly/coefficients.ts). */
+/** Rows in the coefficient block; the first three (mh, invstd, ml) are read back (assembly/coefficients.ts). */
 const COEF_ROWS = 6;
 
 /** Byte addresses of the per-channel scratch rows for `c` channels. */
@@ -120,13 +120,18 @@ export class Engine {
   }
 
   /**
-   * The forward's mean (f32), its low part (mean - f32(mean)) and invstd (f32), copied from the
-   * coefficient block in one allocation (views of one buffer: per-call overhead matters on small tensors).
+   * The forward's mean and invstd (f32), and with `low` the mean's low part (mean - f32(mean)),
+   * copied from the first rows of the coefficient block in one allocation (views of one buffer:
+   * per-call overhead matters on small tensors).
    */
-  meanAndInvstd(sc: Scratch): { mean: Float32Array; meanLow: Float32Array; invstd: Float32Array } {
+  meanAndInvstd(sc: Scratch, low: boolean): { mean: Float32Array; invstd: Float32Array; meanLow: Float32Array | null } {
     const stride = (sc.c + 3) & ~3;
-    const rows = this.memory.f32(sc.coef, 2 * stride + sc.c).slice();
-    return { mean: rows.subarray(0, sc.c), meanLow: rows.subarray(stride, stride + sc.c), invstd: rows.subarray(2 * stride) };
+    const rows = this.memory.f32(sc.coef, (low ? 2 : 1) * stride + sc.c).slice();
+    return {
+      mean: rows.subarray(0, sc.c),
+      invstd: rows.subarray(stride, stride + sc.c),
+      meanLow: low ? rows.subarray(2 * stride) : null,
+    };
   }
 
   /** A wasm address for a tensor in wasm memory, else the Float32Array itself (staged by chunks). */

@@ -25,8 +25,12 @@ export class WasmMemory {
   /** Blocks handed out since creation (a zero-copy call adds none). */
   allocations = 0;
 
+  /** memory.buffer, cached: only grow() below changes it (the kernels never grow memory). */
+  private current: ArrayBuffer;
+
   constructor() {
     this.memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES });
+    this.current = this.memory.buffer;
   }
 
   /** Hands the memory above the module's own data (`heapBase`) to the allocator; called once. */
@@ -36,7 +40,7 @@ export class WasmMemory {
   }
 
   get buffer(): ArrayBuffer {
-    return this.memory.buffer;
+    return this.current;
   }
 
   /** Bytes of linear memory in use by live blocks. */
@@ -104,6 +108,7 @@ export class WasmMemory {
         throw new RangeError(`${what}: the engine refused to grow wasm memory to hold ${size} more bytes`);
       }
     }
+    this.current = this.memory.buffer;
     const grown = this.buffer.byteLength - end;
     if (tail) last.size += grown;
     else this.free.push({ ptr: end, size: grown });
