@@ -37,20 +37,28 @@ function jsImpl(id, label, short, impl, color, note) {
     color,
     note,
     supports: always,
-    prepare(w, op) {
-      const d = inputs(w);
-      const out = new Float32Array(lengthOf(w));
-      let last;
-      if (op === "backward") {
-        const o = { shape: w.shape, layout: w.layout, weight: d.weight, training: true, mean: d.mean, invstd: d.invstd, eps: EPS, out };
-        return { run: () => (last = impl.batchNormBackward(d.dy, d.x, o)), outputs: () => last };
-      }
-      const o = forwardOptions(w, op, d, { out });
-      return {
-        run: () => (last = impl.batchNorm(d.x, o)),
-        outputs: () => ({ ...last, runningMean: op === "train" ? o.runningMean : undefined, runningVar: op === "train" ? o.runningVar : undefined }),
-      };
-    },
+    prepare: copyingPrepare(impl),
+  };
+}
+
+/**
+ * `prepare` for anything with the library's copying API (batchNorm / batchNormBackward on plain
+ * Float32Arrays, results into a preallocated `out`): the JS baselines and the library itself.
+ */
+function copyingPrepare(api) {
+  return (w, op) => {
+    const d = inputs(w);
+    const out = new Float32Array(lengthOf(w));
+    let last;
+    if (op === "backward") {
+      const o = { shape: w.shape, layout: w.layout, weight: d.weight, training: true, mean: d.mean, invstd: d.invstd, eps: EPS, out };
+      return { run: () => (last = api.batchNormBackward(d.dy, d.x, o)), outputs: () => last };
+    }
+    const o = forwardOptions(w, op, d, { out });
+    return {
+      run: () => (last = api.batchNorm(d.x, o)),
+      outputs: () => ({ ...last, runningMean: op === "train" ? o.runningMean : undefined, runningVar: op === "train" ? o.runningVar : undefined }),
+    };
   };
 }
 
@@ -85,20 +93,7 @@ export function copyingImpl(bn, color) {
     color,
     note: "bn.batchNorm(Float32Array, { ..., out: Float32Array }): copies the tensor in and the result out on every call",
     supports: always,
-    prepare(w, op) {
-      const d = inputs(w);
-      const out = new Float32Array(lengthOf(w));
-      let last;
-      if (op === "backward") {
-        const o = { shape: w.shape, layout: w.layout, weight: d.weight, training: true, mean: d.mean, invstd: d.invstd, eps: EPS, out };
-        return { run: () => (last = bn.batchNormBackward(d.dy, d.x, o)), outputs: () => last };
-      }
-      const o = forwardOptions(w, op, d, { out });
-      return {
-        run: () => (last = bn.batchNorm(d.x, o)),
-        outputs: () => ({ ...last, runningMean: op === "train" ? o.runningMean : undefined, runningVar: op === "train" ? o.runningVar : undefined }),
-      };
-    },
+    prepare: copyingPrepare(bn),
   };
 }
 
