@@ -6,7 +6,8 @@
 // of the tensor as the memory-bandwidth yardstick. Every implementation is checked against the
 // float64 reference before it is timed. Then: per-call API overhead on the small workloads, wasm
 // memory in steady state, and the cost plain JS pays once wasm memory has grown.
-// Writes bench/results/latest.{json,svg,md}; progress goes to stderr, the table to stdout.
+// Writes bench/results/latest.{json,svg,md} (partial.* for a filtered run); progress goes to stderr,
+// the table to stdout.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { init } from "../dist/index.js";
@@ -342,5 +343,7 @@ json.durationSeconds = Math.round((performance.now() - started) / 100) / 10;
 
 console.log(consoleTable(json));
 for (const s of sections) console.log(`\n${s.title}\n${s.markdown.filter((l) => !/^\|[-|:]+\|$/.test(l)).join("\n")}`);
-const files = writeResults(args.out ?? path.join(HERE, "results"), "latest", json);
+// a filtered run must not replace the published full results: it writes partial.* instead
+const filtered = Boolean(args.workloads || args.ops || args.impls || args.time);
+const files = writeResults(args.out ?? path.join(HERE, "results"), filtered ? "partial" : "latest", json);
 console.log(`\nwrote ${Object.values(files).map((f) => path.relative(process.cwd(), f)).join(", ")} in ${json.durationSeconds} s`);
