@@ -171,24 +171,16 @@ export class Engine {
     const k = this.kernels;
     const { c } = g;
     const [w, b] = this.params(sc, weight, bias);
-    if (typeof x === "number" && typeof y === "number") {
-      const whole = this.whole(g);
-      if (batchStats && !g.rows) {
-        const group = Math.max(1, Math.floor(Engine.groupBytes / (g.n * g.s * 4)));
-        k.forwardTrainChannelsFirst(x, y, g.n, c, g.s, 0, c, group, eps, w, b, sc.mean, sc.variance, sc.invstd, sc.coef);
-      } else {
-        if (batchStats) this.statsBlock(x, g, whole, sc, false);
-        else this.loadRunning(running!, sc);
-        k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, eps, w, b, sc.coef, sc.invstd);
-        this.normalizeBlock(x, y, g, whole, sc);
-      }
+    if (batchStats && !g.rows && typeof x === "number" && typeof y === "number") {
+      const group = Math.max(1, Math.floor(Engine.groupBytes / (g.n * g.s * 4)));
+      k.forwardTrainChannelsFirst(x, y, g.n, c, g.s, 0, c, group, eps, w, b, sc.mean, sc.variance, sc.invstd, sc.coef);
     } else {
+      if (batchStats) this.batchStats(x, g, sc, false);
+      else this.loadRunning(running!, sc);
+      k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, eps, w, b, sc.coef, sc.invstd);
       const temps: number[] = [];
       try {
-        if (batchStats) this.batchStats(x, g, sc, false);
-        else this.loadRunning(running!, sc);
-        k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, eps, w, b, sc.coef, sc.invstd);
-        const blocks = this.chunks(g);
+        const blocks = this.blocks(g, x, y);
         const bufX = typeof x === "number" ? 0 : this.alloc(blocks[0].length, temps);
         const bufY = typeof y === "number" ? 0 : bufX || this.alloc(blocks[0].length, temps);
         for (const blk of blocks) {
@@ -219,7 +211,7 @@ export class Engine {
     const { c } = g;
     const temps: number[] = [];
     try {
-      const blocks = this.chunks(g);
+      const blocks = this.blocks(g, x);
       const buf = this.alloc(blocks[0].length, temps);
       const mean = new Float64Array(c);
       const m2 = new Float64Array(c);
@@ -258,8 +250,7 @@ export class Engine {
     k.splitMeans(c, 0, c, sc.mean, sc.coef);
     const temps: number[] = [];
     try {
-      const staged = typeof dy !== "number" || typeof x !== "number" || typeof dx !== "number";
-      const blocks = staged ? this.chunks(g) : [this.whole(g)];
+      const blocks = this.blocks(g, dy, x, dx);
       const size = blocks[0].length;
       const bufDy = typeof dy === "number" ? 0 : this.alloc(size, temps);
       const bufX = typeof x === "number" ? 0 : this.alloc(size, temps);
@@ -307,6 +298,11 @@ export class Engine {
     if (typeof t === "number") return t + blk.offset * 4;
     this.memory.f32(buf, blk.length).set(t.subarray(blk.offset, blk.offset + blk.length));
     return buf;
+  }
+
+  /** One block for tensors all in wasm memory, else cache-sized chunks to stage the others through. */
+  private blocks(g: Geometry, ...operands: Operand[]): Block[] {
+    return operands.every((t) => typeof t === "number") ? [this.whole(g)] : this.chunks(g);
   }
 
   private whole(g: Geometry): Block {
