@@ -82,8 +82,27 @@ import { lo64, hi64, sum64, at4, at8 } from "./widen";
   return !(m2 >= s2 * 0.125 && s2 >= count * 7.888609052210118e-31 && s2 < Infinity); // 2^-100
 }
 
-/** Stores the mean and biased variance of a channel from its shift k and sums s1, s2 over count values. */
-@inline export function storeStats(k: f64, s1: f64, s2: f64, count: f64, mean: usize, variance: usize): void {
+/**
+ * Finishes a channel whose sums of d = x - k sit in `mean[0]` and `variance[0]`: redoes them in f64
+ * around the mean if the fast sums cannot be trusted, then stores the mean and biased variance. The
+ * channel's values are `runs` runs of `len` contiguous floats from p, `step` bytes apart.
+ */
+@inline export function finishChannel(
+  p: usize, runs: i32, len: i32, step: usize, count: f64, k: f64, exact: bool, mean: usize, variance: usize,
+): void {
+  let s1 = load<f64>(mean);
+  let s2 = load<f64>(variance);
+  if (!exact && untrusted(s1, s2, count)) {
+    k += s1 / count;
+    store<f64>(mean, 0);
+    store<f64>(variance, 0);
+    for (let i = 0; i < runs; i++) {
+      const q = p + step * <usize>i;
+      accumulateExact(q, q + at4(len), k, mean, variance);
+    }
+    s1 = load<f64>(mean);
+    s2 = load<f64>(variance);
+  }
   const d = s1 / count;
   store<f64>(mean, k + d);
   store<f64>(variance, max(s2 - s1 * d, 0) / count);
@@ -113,20 +132,7 @@ export function statsChannelsFirst(
   }
   const count = <f64>n * <f64>s;
   for (let ch = c0; ch < c1; ch++) {
-    let k = <f64>load<f32>(shift + at4(ch));
-    let s1 = load<f64>(mean + at8(ch));
-    let s2 = load<f64>(variance + at8(ch));
-    if (!exact && untrusted(s1, s2, count)) {
-      k += s1 / count; // redo around the mean, in f64
-      store<f64>(mean + at8(ch), 0);
-      store<f64>(variance + at8(ch), 0);
-      for (let i = 0; i < n; i++) {
-        const p = x + at4(i * c + ch) * <usize>s;
-        accumulateExact(p, p + row, k, mean + at8(ch), variance + at8(ch));
-      }
-      s1 = load<f64>(mean + at8(ch));
-      s2 = load<f64>(variance + at8(ch));
-    }
-    storeStats(k, s1, s2, count, mean + at8(ch), variance + at8(ch));
+    const k = <f64>load<f32>(shift + at4(ch));
+    finishChannel(x + at4(ch) * <usize>s, n, s, at4(c) * <usize>s, count, k, exact, mean + at8(ch), variance + at8(ch));
   }
 }

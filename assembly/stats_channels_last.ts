@@ -4,23 +4,11 @@
 // channel whose fast sums cannot be trusted. Rows are read in memory order; the f32 block sums of
 // all channels live in a small scratch that stays in L1.
 import { lo64, hi64, at4, at8 } from "./widen";
-import { pilot, storeStats, untrusted } from "./stats_channels_first";
+import { finishChannel, pilot } from "./stats_channels_first";
 import { stride } from "./coefficients";
 
 /** Rows per f32 block. */
 export const BLOCK_ROWS = 16;
-
-/** Adds sum(d), sum(d * d), d = x - k, of the column at p (`rows` values `line` bytes apart) to `sum1[0]`, `sum2[0]`, in f64. */
-@inline function accumulateColumn(p: usize, line: usize, rows: i32, k: f64, sum1: usize, sum2: usize): void {
-  let s1: f64 = 0, s2: f64 = 0;
-  const end = p + line * <usize>rows;
-  for (let q = p; q < end; q += line) {
-    const d = <f64>load<f32>(q) - k;
-    s1 += d; s2 += d * d;
-  }
-  store<f64>(sum1, load<f64>(sum1) + s1);
-  store<f64>(sum2, load<f64>(sum2) + s2);
-}
 
 /** Adds the f32 rows `fa`, `fb` (channels [c0, c1)) into the f64 arrays and zeroes them. */
 @inline export function flushBlock(fa: usize, fb: usize, c0: i32, c1: i32, sum1: usize, sum2: usize): void {
@@ -129,17 +117,7 @@ export function statsChannelsLast(
   }
   const count = <f64>rows;
   for (let ch = c0; ch < c1; ch++) {
-    let k = <f64>load<f32>(shift + at4(ch));
-    let s1 = load<f64>(mean + at8(ch));
-    let s2 = load<f64>(variance + at8(ch));
-    if (!exact && untrusted(s1, s2, count)) {
-      k += s1 / count; // redo around the mean, in f64
-      store<f64>(mean + at8(ch), 0);
-      store<f64>(variance + at8(ch), 0);
-      accumulateColumn(x + at4(ch), line, rows, k, mean + at8(ch), variance + at8(ch));
-      s1 = load<f64>(mean + at8(ch));
-      s2 = load<f64>(variance + at8(ch));
-    }
-    storeStats(k, s1, s2, count, mean + at8(ch), variance + at8(ch));
+    const k = <f64>load<f32>(shift + at4(ch));
+    finishChannel(x + at4(ch), rows, 1, line, count, k, exact, mean + at8(ch), variance + at8(ch));
   }
 }
