@@ -1,6 +1,6 @@
 // Backward reductions per channel of a channels-first tensor [N, C, S], in one pass over x and dy
 // in memory order: sumDy = sum(dy) and sumDyXc = sum(dy * (x - mean)). The SIMD build sums in f32
-// within blocks of 64 values (x - mh exact near the mean, mh + ml being the f32 pair for the mean)
+// within blocks of 256 values (x - mh exact near the mean, mh + ml being the f32 pair for the mean)
 // and in f64 across blocks; the scalar build sums in f64.
 import { lo64, hi64, sum64, at4, at8 } from "./widen";
 import { rowAt, ROW_MH, ROW_ML } from "./coefficients";
@@ -12,21 +12,22 @@ import { rowAt, ROW_MH, ROW_ML } from "./coefficients";
   if (ASC_FEATURE_SIMD) {
     const mv = f32x4.splat(mh);
     let a = f64x2.splat(0), b = a;
-    while (q + 256 <= end) {
+    // blocks of up to 256 values: one f64 flush per block (rows of small planes are one block)
+    while (q + 16 <= end) {
+      const stop = min(q + 1024, end);
       let a0 = f32x4.splat(0), a1 = a0, b0 = a0, b1 = a0;
-      for (const stop = q + 256; q < stop; q += 32, h += 32) {
+      for (; q + 32 <= stop; q += 32, h += 32) {
         const e = v128.load(h), f = v128.load(h, 16);
         a0 = f32x4.add(a0, e); b0 = f32x4.add(b0, f32x4.mul(e, f32x4.sub(v128.load(q), mv)));
         a1 = f32x4.add(a1, f); b1 = f32x4.add(b1, f32x4.mul(f, f32x4.sub(v128.load(q, 16), mv)));
       }
+      if (q + 16 <= stop) {
+        const e = v128.load(h);
+        a0 = f32x4.add(a0, e); b0 = f32x4.add(b0, f32x4.mul(e, f32x4.sub(v128.load(q), mv)));
+        q += 16; h += 16;
+      }
       const u = f32x4.add(a0, a1), v = f32x4.add(b0, b1);
       a = f64x2.add(a, f64x2.add(lo64(u), hi64(u)));
-      b = f64x2.add(b, f64x2.add(lo64(v), hi64(v)));
-    }
-    for (; q + 16 <= end; q += 16, h += 16) {
-      const e = v128.load(h);
-      const v = f32x4.mul(e, f32x4.sub(v128.load(q), mv));
-      a = f64x2.add(a, f64x2.add(lo64(e), hi64(e)));
       b = f64x2.add(b, f64x2.add(lo64(v), hi64(v)));
     }
     s1 = sum64(a); s2 = sum64(b);

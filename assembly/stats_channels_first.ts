@@ -2,7 +2,7 @@
 //
 // One read of the data, in memory order: sums of d = x - K and d * d, K being a pilot mean of the
 // channel's first values (the "shifted data" algorithm; see: Chan, Golub, LeVeque, "Algorithms for
-// computing the sample variance", 1983). The SIMD build sums in f32 within blocks of 64 values and
+// computing the sample variance", 1983). The SIMD build sums in f32 within blocks of 256 values and
 // in f64 across blocks, which keeps converts off the hot loop; a channel whose sums cannot be
 // trusted that way (see `untrusted`) is summed again entirely in f64 around its mean. The scalar
 // build always sums in f64.
@@ -26,7 +26,7 @@ import { lo64, hi64, sum64, at4, at8 } from "./widen";
   store<f64>(sum2, load<f64>(sum2) + s2 + t2);
 }
 
-/** As accumulateExact, with f32 sums inside blocks of 64 values (SIMD build). */
+/** As accumulateExact, with f32 sums inside blocks of 256 values (SIMD build). */
 @inline function accumulateFast(p: usize, end: usize, k: f32, sum1: usize, sum2: usize): void {
   if (!ASC_FEATURE_SIMD) {
     accumulateExact(p, end, <f64>k, sum1, sum2);
@@ -35,23 +35,24 @@ import { lo64, hi64, sum64, at4, at8 } from "./widen";
   const kv = f32x4.splat(k);
   let a = f64x2.splat(0), b = a;
   let q = p;
-  while (q + 256 <= end) {
+  // blocks of up to 256 values: one f64 flush per block (rows of small planes are one block)
+  while (q + 16 <= end) {
+    const stop = min(q + 1024, end);
     let a0 = f32x4.splat(0), a1 = a0, b0 = a0, b1 = a0;
-    for (const stop = q + 256; q < stop; q += 32) {
+    for (; q + 32 <= stop; q += 32) {
       const d = f32x4.sub(v128.load(q), kv);
       const e = f32x4.sub(v128.load(q, 16), kv);
       a0 = f32x4.add(a0, d); b0 = f32x4.add(b0, f32x4.mul(d, d));
       a1 = f32x4.add(a1, e); b1 = f32x4.add(b1, f32x4.mul(e, e));
     }
+    if (q + 16 <= stop) {
+      const d = f32x4.sub(v128.load(q), kv);
+      a0 = f32x4.add(a0, d); b0 = f32x4.add(b0, f32x4.mul(d, d));
+      q += 16;
+    }
     const u = f32x4.add(a0, a1), v = f32x4.add(b0, b1);
     a = f64x2.add(a, f64x2.add(lo64(u), hi64(u)));
     b = f64x2.add(b, f64x2.add(lo64(v), hi64(v)));
-  }
-  for (; q + 16 <= end; q += 16) {
-    const d = f32x4.sub(v128.load(q), kv);
-    const dd = f32x4.mul(d, d);
-    a = f64x2.add(a, f64x2.add(lo64(d), hi64(d)));
-    b = f64x2.add(b, f64x2.add(lo64(dd), hi64(dd)));
   }
   let s1 = sum64(a), s2 = sum64(b);
   for (; q < end; q += 4) {
