@@ -110,10 +110,11 @@ export class BatchNorm {
     }
     const engine = this.engine;
     const sc = engine.scratch(g.c);
+    this.saved = null; // from here on, the input block may be replaced
     let xp: number;
     if (x instanceof WasmTensor) xp = x.ptr;
     else {
-      xp = this.reserve(g.length * 4); // if this throws, the previous input (and this.saved) is intact
+      xp = this.reserve(g.length * 4);
       memory.f32(xp, g.length).set(x);
     }
     const y = new Float32Array(g.length);
