@@ -1,5 +1,6 @@
 // Wasm memory: views that survive growth, zero-copy calls that allocate nothing, freed space reused.
 import { describe, expect, it } from "vitest";
+import { Engine } from "../src/engine.js";
 import { BACKENDS, backend } from "./helpers.js";
 import { randn, referenceForward } from "./reference.js";
 
@@ -41,6 +42,28 @@ describe.each(BACKENDS)("memory, %s backend", (name) => {
     expect(r.y).toBe(x.data);
     expect(Array.from(x.data)).toEqual(Array.from(expected));
     for (const t of [x, y, dx]) t.free();
+  });
+
+  it("in-place calls on plain Float32Arrays, staged through many chunks, match out-of-place ones", async () => {
+    const bn = await backend(name);
+    const saved = Engine.chunkBytes;
+    Engine.chunkBytes = 100; // 25 floats: chunks cut rows, images and channel ranges
+    try {
+      for (const [shape, layout] of [[[3, 5, 7], "channels-first"], [[3, 7, 5], "channels-last"]] as const) {
+        const x = randn(105, 8, 2, 1);
+        const dy = randn(105, 9);
+        const { y, mean, invstd } = bn.batchNorm(x, { shape, layout });
+        const { dx } = bn.batchNormBackward(dy, x, { shape, layout, mean, invstd });
+        const xi = x.slice();
+        bn.batchNorm(xi, { shape, layout, out: xi });
+        expect(Array.from(xi)).toEqual(Array.from(y));
+        const dyi = dy.slice();
+        bn.batchNormBackward(dyi, x, { shape, layout, mean, invstd, out: dyi });
+        expect(Array.from(dyi)).toEqual(Array.from(dx));
+      }
+    } finally {
+      Engine.chunkBytes = saved;
+    }
   });
 
   it("10,000 calls of varying sizes reuse freed space", async () => {
