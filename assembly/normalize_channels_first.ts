@@ -9,15 +9,14 @@ import { rowAt, ROW_MH, ROW_A, ROW_B } from "./coefficients";
   let q = p, r = o;
   if (ASC_FEATURE_SIMD) {
     const mv = f32x4.splat(mh), av = f32x4.splat(a), bv = f32x4.splat(b);
-    for (; q + 32 <= end; q += 32, r += 32) {
-      const v = v128.load(q);
-      const w = v128.load(q, 16);
-      v128.store(r, f32x4.add(f32x4.mul(f32x4.sub(v, mv), av), bv));
-      v128.store(r, f32x4.add(f32x4.mul(f32x4.sub(w, mv), av), bv), 16);
-    }
-    if (q + 16 <= end) {
+    for (; q + 64 <= end; q += 64, r += 64) {
       v128.store(r, f32x4.add(f32x4.mul(f32x4.sub(v128.load(q), mv), av), bv));
-      q += 16; r += 16;
+      v128.store(r, f32x4.add(f32x4.mul(f32x4.sub(v128.load(q, 16), mv), av), bv), 16);
+      v128.store(r, f32x4.add(f32x4.mul(f32x4.sub(v128.load(q, 32), mv), av), bv), 32);
+      v128.store(r, f32x4.add(f32x4.mul(f32x4.sub(v128.load(q, 48), mv), av), bv), 48);
+    }
+    for (; q + 16 <= end; q += 16, r += 16) {
+      v128.store(r, f32x4.add(f32x4.mul(f32x4.sub(v128.load(q), mv), av), bv));
     }
   } else {
     for (; q + 8 <= end; q += 8, r += 8) {
