@@ -36,18 +36,21 @@ export const ROW_K2 = 5;
 }
 
 /**
- * Forward coefficients for channels [c0, c1) from f64 `mean` and biased `variance`; writes f64
- * `invstd` (and its f32 rounding in the block). `weight`/`bias` are f32 arrays or 0 for none (weight 1, bias 0).
+ * Forward coefficients for channels [c0, c1) from `mean` and biased `variance` (f64 arrays, or f32
+ * ones, the running statistics, with `f32Stats`); writes f64 `invstd` (and its f32 rounding in the
+ * block). `weight`/`bias` are f32 arrays or 0 for none (weight 1, bias 0).
  */
 export function forwardCoefficients(
-  c: i32, c0: i32, c1: i32, mean: usize, variance: usize, eps: f64, weight: usize, bias: usize,
+  c: i32, c0: i32, c1: i32, mean: usize, variance: usize, f32Stats: bool, eps: f64, weight: usize, bias: usize,
   coef: usize, invstd: usize,
 ): void {
   for (let ch = c0; ch < c1; ch++) {
-    const r = 1.0 / Math.sqrt(load<f64>(variance + at8(ch)) + eps);
+    const m = f32Stats ? <f64>load<f32>(mean + at4(ch)) : load<f64>(mean + at8(ch));
+    const v = f32Stats ? <f64>load<f32>(variance + at4(ch)) : load<f64>(variance + at8(ch));
+    const r = 1.0 / Math.sqrt(v + eps);
     const g: f64 = weight ? <f64>load<f32>(weight + at4(ch)) : 1.0;
     const b: f64 = bias ? <f64>load<f32>(bias + at4(ch)) : 0.0;
-    const ml = storeMean(coef, c, ch, load<f64>(mean + at8(ch)));
+    const ml = storeMean(coef, c, ch, m);
     const a = g * r;
     store<f32>(rowAt(coef, c, ROW_A, ch), <f32>a);
     store<f32>(rowAt(coef, c, ROW_B, ch), <f32>(b - ml * a));

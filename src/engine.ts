@@ -158,7 +158,8 @@ export class Engine {
 
   /**
    * Forward pass from `x` to `y` (y may be x). With `batchStats` the statistics come from the batch
-   * and land in the scratch mean/variance/invstd rows; otherwise `running` supplies them. With
+   * and land in the scratch mean/variance rows; otherwise `running` supplies them. invstd lands in
+   * the scratch invstd row either way. With
    * `factor` (training with running statistics) those are updated in place:
    * running = (1 - f) * running + f * batch, the variance unbiased as in torch.
    * Both in wasm memory: whole-tensor kernels. Otherwise Float32Arrays are staged through
@@ -175,9 +176,14 @@ export class Engine {
       const group = Math.max(1, Math.floor(Engine.groupBytes / (g.n * g.s * 4)));
       k.forwardTrainChannelsFirst(x, y, g.n, c, g.s, 0, c, group, eps, w, b, sc.mean, sc.variance, sc.invstd, sc.coef);
     } else {
-      if (batchStats) this.batchStats(x, g, sc, false);
-      else this.loadRunning(running!, sc);
-      k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, eps, w, b, sc.coef, sc.invstd);
+      if (batchStats) {
+        this.batchStats(x, g, sc, false);
+        k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, 0, eps, w, b, sc.coef, sc.invstd);
+      } else {
+        const rm = this.stageChannels(running!.mean, sc.runningMean, c);
+        const rv = this.stageChannels(running!.variance, sc.runningVar, c);
+        k.forwardCoefficients(c, 0, c, rm, rv, 1, eps, w, b, sc.coef, sc.invstd);
+      }
       const temps: number[] = [];
       try {
         const blocks = this.blocks(g, x, y);
@@ -280,11 +286,6 @@ export class Engine {
     } finally {
       this.release(temps);
     }
-  }
-
-  private loadRunning(running: Running, sc: Scratch): void {
-    this.f64(sc.mean, sc.c).set(view(running.mean));
-    this.f64(sc.variance, sc.c).set(view(running.variance));
   }
 
   private alloc(elements: number, temps: number[]): number {

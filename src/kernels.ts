@@ -11,7 +11,7 @@ export interface Kernels {
   statsChannelsFirst(x: number, n: number, c: number, s: number, c0: number, c1: number, mean: number, variance: number, shift: number, exact: number): void;
   statsChannelsLast(x: number, rows: number, c: number, c0: number, c1: number, mean: number, variance: number, shift: number, exact: number): void;
   forwardCoefficients(
-    c: number, c0: number, c1: number, mean: number, variance: number, eps: number, weight: number, bias: number,
+    c: number, c0: number, c1: number, mean: number, variance: number, f32Stats: number, eps: number, weight: number, bias: number,
     coef: number, invstd: number,
   ): void;
   splitMeans(c: number, c0: number, c1: number, mean: number, coef: number): void;

@@ -127,7 +127,7 @@ export class BatchNorm {
       g,
       x: xp,
       tensor: x instanceof WasmTensor ? x : null,
-      mean64: engine.f64(sc.mean, g.c).slice(),
+      mean64: batchStats ? engine.f64(sc.mean, g.c).slice() : new Float64Array(this.runningMean!),
       invstd64: engine.f64(sc.invstd, g.c).slice(),
       batchStats,
     };
