@@ -1,6 +1,7 @@
 // The pointer-level passes shared by the functional API, the BatchNorm module and RunningStats:
 // per-channel scratch, staging of inputs and outputs, kernel dispatch by layout, and the running
 // statistics update. Callers validate first; nothing here checks arguments.
+import { chanMerge } from "./chan-merge.js";
 import type { BackendName, Kernels } from "./kernels.js";
 import { WasmMemory, WasmTensor } from "./memory.js";
 import type { Geometry, Tensor } from "./validate.js";
@@ -209,8 +210,7 @@ export class Engine {
 
   /**
    * Batch mean and biased variance into the scratch mean/variance rows; `exact` sums in f64 throughout.
-   * A Float32Array is staged by chunks whose statistics are merged by Chan et al.'s formula
-   * (see running-stats.ts).
+   * A Float32Array is staged by chunks whose statistics are merged by Chan et al.'s formula.
    */
   batchStats(x: Operand, g: Geometry, sc: Scratch, exact: boolean): void {
     if (typeof x === "number") return this.statsBlock(x, g, this.whole(g), sc, exact);
@@ -228,12 +228,8 @@ export class Engine {
         const bv = this.f64(sc.variance, c);
         const nb = blk.count;
         for (let ch = blk.c0; ch < blk.c1; ch++) {
-          const na = seen[ch];
-          const n = na + nb;
-          const delta = bm[ch] - mean[ch];
-          mean[ch] += (delta * nb) / n;
-          m2[ch] += bv[ch] * nb + ((delta * delta * na) / n) * nb;
-          seen[ch] = n;
+          chanMerge(mean, m2, ch, seen[ch], nb, bm[ch], bv[ch] * nb);
+          seen[ch] += nb;
         }
       }
       this.f64(sc.mean, c).set(mean);

@@ -1,8 +1,6 @@
 // RunningStats: exact per-channel population statistics over any number of batches (a whole data
-// set), with float64 state (count, mean, M2) merged by Chan et al.'s parallel formula:
-//   delta = mean_b - mean_a, n = n_a + n_b, mean = mean_a + delta * n_b / n,
-//   M2 = M2_a + M2_b + delta^2 * n_a * n_b / n.
-// See: Chan, Golub, LeVeque, "Updating formulae and a pairwise algorithm for computing sample variances", 1979.
+// set), with float64 state (count, mean, M2) merged by Chan et al.'s parallel formula (chan-merge.ts).
+import { chanMerge } from "./chan-merge.js";
 import { Engine } from "./engine.js";
 import { Layout, Tensor, checkBoolean, checkLayout, checkTensor, describe, geometry } from "./validate.js";
 
@@ -99,14 +97,8 @@ export class RunningStats {
   }
 
   private mergeState(nb: number, meanB: ArrayLike<number>, m2B: ArrayLike<number>): void {
-    const na = this.count;
-    const n = na + nb;
     if (nb === 0) return;
-    for (let i = 0; i < this.numFeatures; i++) {
-      const delta = meanB[i] - this.meanState[i];
-      this.meanState[i] += (delta * nb) / n;
-      this.m2State[i] += m2B[i] + ((delta * delta * na) / n) * nb;
-    }
-    this.count = n;
+    for (let i = 0; i < this.numFeatures; i++) chanMerge(this.meanState, this.m2State, i, this.count, nb, meanB[i], m2B[i]);
+    this.count += nb;
   }
 }
