@@ -115,12 +115,7 @@ async function enginePath(bn, w, op, z) {
   if (op === "backward") {
     const mean64 = Float64Array.from(t.mean.data);
     const invstd64 = Float64Array.from(t.invstd.data);
-    fn = () => {
-      const sc = engine.scratch(g.c);
-      engine.f64(sc.mean, g.c).set(mean64);
-      engine.f64(sc.invstd, g.c).set(invstd64);
-      engine.backward(t.dy.ptr, t.x.ptr, t.out.ptr, g, sc, t.weight, true);
-    };
+    fn = () => engine.backward(t.dy.ptr, t.x.ptr, t.out.ptr, g, engine.scratch(g.c), t.weight, mean64, invstd64, true);
   } else {
     const running = { mean: t.runningMean, variance: t.runningVar };
     const train = op === "train";

@@ -4,7 +4,8 @@
 // mean/var from the batch (biased variance) when training or when no running statistics are given,
 // else from runningMean/runningVar; training updates running = (1 - momentum) * running +
 // momentum * batch, with the unbiased batch variance. See: Ioffe & Szegedy, "Batch Normalization", 2015.
-import { Engine, Running, view } from "./engine.js";
+import { Engine, Running } from "./engine.js";
+import { dataOf } from "./memory.js";
 import {
   Layout, Tensor, checkBatchStats, checkBoolean, checkChannels, checkEps, checkLayout, checkMomentum, checkOut,
   checkTensor, describe, geometry,
@@ -86,7 +87,7 @@ export function batchNorm(engine: Engine, x: Tensor, options: BatchNormOptions):
   if (batchStats) checkBatchStats(g);
 
   if (g.length === 0) {
-    const y = out ? view(out) : new Float32Array(0);
+    const y = out ? dataOf(out) : new Float32Array(0);
     return { y, mean: new Float32Array(g.c).fill(NaN), invstd: new Float32Array(g.c).fill(NaN) };
   }
   const sc = engine.scratch(g.c);
@@ -95,7 +96,7 @@ export function batchNorm(engine: Engine, x: Tensor, options: BatchNormOptions):
   // the low part matters only to a backward through batch statistics
   const { mean, meanLow, invstd } = engine.meanAndInvstd(sc, batchStats);
   if (meanLow) meanLows.set(mean, meanLow);
-  return { y: view(y), mean, invstd };
+  return { y: dataOf(y), mean, invstd };
 }
 
 export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): BatchNormBackwardResult {
@@ -119,8 +120,8 @@ export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options
         `${mean ? "invstd" : "mean"}: required with training: true (pass the mean and invstd batchNorm returned), got ${describe(mean ? options.invstd : options.mean)}`,
       );
     }
-    mean64 = new Float64Array(view(mean));
-    invstd64 = new Float64Array(view(invstd));
+    mean64 = new Float64Array(dataOf(mean));
+    invstd64 = new Float64Array(dataOf(invstd));
     const low = mean instanceof Float32Array ? meanLows.get(mean) : undefined;
     if (low) for (let i = 0; i < low.length; i++) mean64[i] += low[i];
   } else {
@@ -129,20 +130,16 @@ export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options
     if (!rm || !rv) {
       throw new TypeError(`${rm ? "runningVar" : "runningMean"}: required with training: false, got ${describe(rm ? options.runningVar : options.runningMean)}`);
     }
-    mean64 = new Float64Array(view(rm));
-    invstd64 = Float64Array.from(view(rv), (v) => 1 / Math.sqrt(v + eps));
+    mean64 = new Float64Array(dataOf(rm));
+    invstd64 = Float64Array.from(dataOf(rv), (v) => 1 / Math.sqrt(v + eps));
   }
 
   if (g.length === 0) {
-    const dx = out ? view(out) : new Float32Array(0);
+    const dx = out ? dataOf(out) : new Float32Array(0);
     return { dx, dweight: new Float32Array(g.c), dbias: new Float32Array(g.c) };
   }
   const sc = engine.scratch(g.c);
   const dx = out ?? new Float32Array(g.length);
-  engine.f64(sc.mean, g.c).set(mean64);
-  engine.f64(sc.invstd, g.c).set(invstd64);
-  engine.backward(engine.operand(dy), engine.operand(x), engine.operand(dx), g, sc, weight, training);
-  const dweight = new Float32Array(engine.f64(sc.dweight, g.c));
-  const dbias = new Float32Array(engine.f64(sc.sumDy, g.c));
-  return { dx: view(dx), dweight, dbias };
+  const grads = engine.backward(engine.operand(dy), engine.operand(x), engine.operand(dx), g, sc, weight, mean64, invstd64, training);
+  return { dx: dataOf(dx), ...grads };
 }

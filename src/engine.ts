@@ -6,8 +6,6 @@ import type { BackendName, Kernels } from "./kernels.js";
 import { WasmMemory, WasmTensor } from "./memory.js";
 import type { Geometry, Tensor } from "./validate.js";
 
-const view = (t: Tensor): Float32Array => (t instanceof WasmTensor ? t.data : t);
-
 /** Rows in the coefficient block; the first three (mh, invstd, ml) are read back (assembly/coefficients.ts). */
 const COEF_ROWS = 6;
 
@@ -140,13 +138,8 @@ export class Engine {
     return t instanceof WasmTensor ? t.ptr : t;
   }
 
-  release(temps: number[]): void {
+  private release(temps: number[]): void {
     for (const ptr of temps) this.memory.release(ptr);
-  }
-
-  /** Writes optional weight and bias into scratch (or points at them); returns their addresses, 0 for none. */
-  private params(sc: Scratch, weight: Tensor | null, bias: Tensor | null): [number, number] {
-    return [this.stageChannels(weight, sc.weight, sc.c), this.stageChannels(bias, sc.bias, sc.c)];
   }
 
   /** A per-channel array in wasm: its own address (WasmTensor) or a copy in `slot`; 0 for none. */
@@ -172,7 +165,8 @@ export class Engine {
   ): void {
     const k = this.kernels;
     const { c } = g;
-    const [w, b] = this.params(sc, weight, bias);
+    const w = this.stageChannels(weight, sc.weight, c);
+    const b = this.stageChannels(bias, sc.bias, c);
     if (batchStats && !g.rows && typeof x === "number" && typeof y === "number") {
       const group = Math.max(1, Math.floor(Engine.groupBytes / (g.n * g.s * 4)));
       k.forwardTrainChannelsFirst(x, y, g.n, c, g.s, 0, c, group, eps, w, b, sc.mean, sc.variance, sc.invstd, sc.coef);
@@ -240,15 +234,19 @@ export class Engine {
   }
 
   /**
-   * Backward pass: dx to `dx` (may be dy); dweight and dbias in the scratch dweight/sumDy rows. The
-   * caller has written the f64 mean and invstd the forward normalized with into scratch.
-   * `training`: the statistics came from the batch, so the gradient flows through them.
-   * Staging as in forward: whole tensors in wasm memory, else cache-sized chunks.
+   * Backward pass from the f64 `mean` and `invstd` the forward normalized with: dx to `dx` (may be
+   * dy); returns dweight and dbias. `training`: the statistics came from the batch, so the gradient
+   * flows through them. Staging as in forward: whole tensors in wasm memory, else cache-sized chunks.
    */
-  backward(dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Tensor | null, training: boolean): void {
+  backward(
+    dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Tensor | null, mean: Float64Array,
+    invstd: Float64Array, training: boolean,
+  ): { dweight: Float32Array; dbias: Float32Array } {
     const k = this.kernels;
     const { c } = g;
     const w = this.stageChannels(weight, sc.weight, c);
+    this.f64(sc.mean, c).set(mean);
+    this.f64(sc.invstd, c).set(invstd);
     k.splitMeans(c, 0, c, sc.mean, sc.coef);
     const temps: number[] = [];
     try {
@@ -282,6 +280,7 @@ export class Engine {
     } finally {
       this.release(temps);
     }
+    return { dweight: new Float32Array(this.f64(sc.dweight, c)), dbias: new Float32Array(this.f64(sc.sumDy, c)) };
   }
 
   private alloc(elements: number, temps: number[]): number {
@@ -372,4 +371,3 @@ export class Engine {
   }
 }
 
-export { view };

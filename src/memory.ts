@@ -163,3 +163,8 @@ export class WasmTensor {
     return this.owner === memory;
   }
 }
+
+/** The Float32Array behind a tensor: the array itself, or a WasmTensor's current view. */
+export function dataOf(t: Float32Array | WasmTensor): Float32Array {
+  return t instanceof WasmTensor ? t.data : t;
+}

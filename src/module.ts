@@ -147,12 +147,10 @@ export class BatchNorm {
     const engine = this.engine;
     const sc = engine.scratch(g.c);
     const dx = new Float32Array(g.length);
-    engine.f64(sc.mean, g.c).set(saved.mean64);
-    engine.f64(sc.invstd, g.c).set(saved.invstd64);
-    engine.backward(engine.operand(dy), saved.x, dx, g, sc, this.weight, saved.batchStats);
+    const { dweight, dbias } = engine.backward(engine.operand(dy), saved.x, dx, g, sc, this.weight, saved.mean64, saved.invstd64, saved.batchStats);
     if (this.affine) {
-      this.weightGrad = new Float32Array(engine.f64(sc.dweight, g.c));
-      this.biasGrad = new Float32Array(engine.f64(sc.sumDy, g.c));
+      this.weightGrad = dweight;
+      this.biasGrad = dbias;
     }
     return dx;
   }
