@@ -41,12 +41,17 @@ export function checkTensor(name: string, v: unknown, memory: WasmMemory): asser
   throw new TypeError(`${name}: expected a Float32Array or WasmTensor, got ${describe(v)}`);
 }
 
-/** An optional per-channel array (length C), or undefined/null. */
-export function checkChannels(name: string, v: unknown, c: number, memory: WasmMemory): Tensor | null {
+/** An optional tensor of `length` floats, or undefined/null; `unit` says what the length counts. */
+function checkOptional(name: string, v: unknown, length: number, unit: string, memory: WasmMemory): Tensor | null {
   if (v === undefined || v === null) return null;
   checkTensor(name, v, memory);
-  if (v.length !== c) throw new RangeError(`${name}: expected length ${c} (one per channel), got ${v.length}`);
+  if (v.length !== length) throw new RangeError(`${name}: expected length ${length}${unit}, got ${v.length}`);
   return v;
+}
+
+/** An optional per-channel array (length C), or undefined/null. */
+export function checkChannels(name: string, v: unknown, c: number, memory: WasmMemory): Tensor | null {
+  return checkOptional(name, v, c, " (one per channel)", memory);
 }
 
 export function checkLayout(v: unknown): Layout {
@@ -111,9 +116,7 @@ export function checkBatchStats(g: Geometry): void {
   }
 }
 
+/** An optional destination the size of the input, or undefined/null. */
 export function checkOut(name: string, v: unknown, length: number, memory: WasmMemory): Tensor | null {
-  if (v === undefined || v === null) return null;
-  checkTensor(name, v, memory);
-  if (v.length !== length) throw new RangeError(`${name}: expected length ${length}, got ${v.length}`);
-  return v;
+  return checkOptional(name, v, length, "", memory);
 }
