@@ -6,9 +6,6 @@ import type { BackendName, Kernels } from "./kernels.js";
 import { WasmMemory, WasmTensor } from "./memory.js";
 import type { Geometry, Tensor } from "./validate.js";
 
-/** Rows in the coefficient block; the first three (mh, invstd, ml) are read back (assembly/coefficients.ts). */
-const COEF_ROWS = 6;
-
 /** Byte addresses of the per-channel scratch rows for `c` channels. */
 export interface Scratch {
   c: number;
@@ -24,12 +21,12 @@ export interface Scratch {
   bias: number;
   runningMean: number;
   runningVar: number;
-  /** coefficient block: 6 rows of C rounded up to 4 floats (assembly/coefficients.ts) */
+  /** coefficient block: `rows` rows of C rounded up to 4 floats; the first three (mh, invstd, ml) are read back (assembly/coefficients.ts) */
   coef: number;
 }
 
 /** The scratch rows for `c` channels from `base`, each 64-byte aligned, and the bytes they span. */
-function scratchLayout(base: number, c: number): { scratch: Scratch; bytes: number } {
+function scratchLayout(base: number, c: number, coefRows: number): { scratch: Scratch; bytes: number } {
   let at = base;
   const take = (bytes: number): number => {
     const ptr = at;
@@ -48,7 +45,7 @@ function scratchLayout(base: number, c: number): { scratch: Scratch; bytes: numb
     bias: take(c * 4),
     runningMean: take(c * 4),
     runningVar: take(c * 4),
-    coef: take(COEF_ROWS * ((c + 3) & ~3) * 4),
+    coef: take(coefRows * ((c + 3) & ~3) * 4),
   };
   return { scratch, bytes: at - base };
 }
@@ -104,13 +101,13 @@ export class Engine {
   scratch(c: number): Scratch {
     if (c > this.scratchChannels) {
       const grown = Math.max(c, 2 * this.scratchChannels, 64);
-      const block = this.memory.alloc(scratchLayout(0, grown).bytes, "channel scratch");
+      const block = this.memory.alloc(scratchLayout(0, grown, this.kernels.COEF_ROWS.value).bytes, "channel scratch");
       if (this.scratchBlock) this.memory.release(this.scratchBlock);
       this.scratchBlock = block;
       this.scratchChannels = grown;
       this.current = null;
     }
-    if (this.current?.c !== c) this.current = scratchLayout(this.scratchBlock, c).scratch;
+    if (this.current?.c !== c) this.current = scratchLayout(this.scratchBlock, c, this.kernels.COEF_ROWS.value).scratch;
     return this.current;
   }
 
@@ -255,20 +252,10 @@ export class Engine {
       const bufDy = typeof dy === "number" ? 0 : this.alloc(size, temps);
       const bufX = typeof x === "number" ? 0 : this.alloc(size, temps);
       const bufDx = typeof dx === "number" ? 0 : bufDy || this.alloc(size, temps);
-      // the reductions are sums: add up the chunks' partial sums
-      const sumDy = new Float64Array(c);
-      const sumDyXc = new Float64Array(c);
-      for (const blk of blocks) {
-        this.reduceBlock(this.stage(dy, blk, bufDy), this.stage(x, blk, bufX), g, blk, sc);
-        const a = this.f64(sc.sumDy, c);
-        const b = this.f64(sc.sumDyXc, c);
-        for (let ch = blk.c0; ch < blk.c1; ch++) {
-          sumDy[ch] += a[ch];
-          sumDyXc[ch] += b[ch];
-        }
-      }
-      this.f64(sc.sumDy, c).set(sumDy);
-      this.f64(sc.sumDyXc, c).set(sumDyXc);
+      // the reduce kernels add into the sums: chunks add up
+      this.f64(sc.sumDy, c).fill(0);
+      this.f64(sc.sumDyXc, c).fill(0);
+      for (const blk of blocks) this.reduceBlock(this.stage(dy, blk, bufDy), this.stage(x, blk, bufX), g, blk, sc);
       k.backwardCoefficients(c, 0, c, g.count, sc.sumDy, sc.sumDyXc, sc.invstd, w, training ? 1 : 0, sc.coef, sc.dweight);
       for (const blk of blocks) {
         const dst = typeof dx === "number" ? dx + blk.offset * 4 : bufDx;
@@ -355,10 +342,10 @@ export class Engine {
   }
 
   private reduceBlock(dy: number, x: number, g: Geometry, blk: Block, sc: Scratch): void {
-    if (g.rows) this.kernels.backwardReduceChannelsLast(dy, x, blk.n, g.c, 0, g.c, sc.coef, sc.sumDy, sc.sumDyXc);
+    if (g.rows) this.kernels.backwardReduceChannelsLast(dy, x, blk.n, g.c, 0, g.c, sc.mean, sc.sumDy, sc.sumDyXc);
     else {
       const shift = blk.c0 * g.s * 4;
-      this.kernels.backwardReduceChannelsFirst(dy - shift, x - shift, blk.n, g.c, g.s, blk.c0, blk.c1, sc.coef, sc.sumDy, sc.sumDyXc);
+      this.kernels.backwardReduceChannelsFirst(dy - shift, x - shift, blk.n, g.c, g.s, blk.c0, blk.c1, sc.mean, sc.sumDy, sc.sumDyXc);
     }
   }
 

@@ -8,6 +8,8 @@ export type BackendName = "simd" | "scalar";
 /** Pointers are byte addresses; `c0`/`c1` select channels [c0, c1). */
 export interface Kernels {
   heapBase(): number;
+  /** Rows in a coefficient block (assembly/coefficients.ts owns the layout). */
+  COEF_ROWS: { readonly value: number };
   statsChannelsFirst(x: number, n: number, c: number, s: number, c0: number, c1: number, mean: number, variance: number, shift: number, exact: number): void;
   statsChannelsLast(x: number, rows: number, c: number, c0: number, c1: number, mean: number, variance: number, shift: number, exact: number): void;
   forwardCoefficients(
@@ -29,12 +31,14 @@ export interface Kernels {
     x: number, y: number, n: number, c: number, s: number, c0: number, c1: number, group: number, eps: number, weight: number,
     bias: number, mean: number, variance: number, invstd: number, coef: number,
   ): void;
+  /** Adds into sumDy and sumDyXc (f64); `mean` is f64. */
   backwardReduceChannelsFirst(
-    dy: number, x: number, n: number, c: number, s: number, c0: number, c1: number, coef: number, sumDy: number,
+    dy: number, x: number, n: number, c: number, s: number, c0: number, c1: number, mean: number, sumDy: number,
     sumDyXc: number,
   ): void;
+  /** Adds into sumDy and sumDyXc (f64); `mean` is f64. */
   backwardReduceChannelsLast(
-    dy: number, x: number, rows: number, c: number, c0: number, c1: number, coef: number, sumDy: number, sumDyXc: number,
+    dy: number, x: number, rows: number, c: number, c0: number, c1: number, mean: number, sumDy: number, sumDyXc: number,
   ): void;
   backwardDxChannelsFirst(
     dy: number, x: number, dx: number, n: number, c: number, s: number, c0: number, c1: number, coef: number,
