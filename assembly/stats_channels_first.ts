@@ -124,12 +124,15 @@ import { lo64, hi64, sum64, at4, at8 } from "./widen";
 /**
  * Finishes a channel whose sum(x) and sum((x - k)^2) sit in `mean[0]` and `variance[0]`: checks them,
  * redoes M2 in f64 around the mean if needed (always with `exact`), then stores the mean and biased
- * variance. The channel's values are `runs` runs of `len` contiguous floats from p, `step` bytes apart.
+ * variance, and sum(x) in `total[0]` when `total` is not 0 (so a caller can merge blocks by their
+ * sums, as exact as torch's one f64 sum). The channel's values are `runs` runs of `len` contiguous
+ * floats from p, `step` bytes apart.
  */
 @inline export function finishChannel(
-  p: usize, runs: i32, len: i32, step: usize, count: f64, k: f64, exact: bool, mean: usize, variance: usize,
+  p: usize, runs: i32, len: i32, step: usize, count: f64, k: f64, exact: bool, mean: usize, variance: usize, total: usize,
 ): void {
   const s1 = load<f64>(mean);
+  if (total) store<f64>(total, s1);
   let s2 = load<f64>(variance);
   const m = s1 / count;
   store<f64>(mean, m);
@@ -152,11 +155,12 @@ import { lo64, hi64, sum64, at4, at8 } from "./widen";
 }
 
 /**
- * Mean and biased variance of channels [c0, c1), as f64 arrays of length C; `shift` is f32[C]
- * scratch for the per-channel K. `exact` uses the two-pass f64 formula throughout (RunningStats).
+ * Mean and biased variance of channels [c0, c1), as f64 arrays of length C, and sum(x) in the f64
+ * array `total` unless it is 0; `shift` is f32[C] scratch for the per-channel K. `exact` uses the
+ * two-pass f64 formula throughout (RunningStats).
  */
 export function statsChannelsFirst(
-  x: usize, n: i32, c: i32, s: i32, c0: i32, c1: i32, mean: usize, variance: usize, shift: usize, exact: bool,
+  x: usize, n: i32, c: i32, s: i32, c0: i32, c1: i32, mean: usize, variance: usize, total: usize, shift: usize, exact: bool,
 ): void {
   const step = at4(c) * <usize>s;
   // mean and variance hold sum(x) and sum((x - K)^2) until the end
@@ -177,6 +181,6 @@ export function statsChannelsFirst(
   const count = <f64>n * <f64>s;
   for (let ch = c0; ch < c1; ch++) {
     const k = <f64>load<f32>(shift + at4(ch));
-    finishChannel(x + at4(ch) * <usize>s, n, s, step, count, k, exact, mean + at8(ch), variance + at8(ch));
+    finishChannel(x + at4(ch) * <usize>s, n, s, step, count, k, exact, mean + at8(ch), variance + at8(ch), total ? total + at8(ch) : 0);
   }
 }

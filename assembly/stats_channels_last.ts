@@ -37,12 +37,12 @@ const BLOCK_ROWS = 16;
 }
 
 /**
- * Mean and biased variance of channels [c0, c1), as f64 arrays of length C. `work` is f32 scratch
- * of 2 rows of C rounded up to 4 (the shifts K and the f32 block sums). `exact` uses the two-pass
- * f64 formula throughout (RunningStats).
+ * Mean and biased variance of channels [c0, c1), as f64 arrays of length C, and sum(x) in the f64
+ * array `total` unless it is 0. `work` is f32 scratch of 2 rows of C rounded up to 4 (the shifts K
+ * and the f32 block sums). `exact` uses the two-pass f64 formula throughout (RunningStats).
  */
 export function statsChannelsLast(
-  x: usize, rows: i32, c: i32, c0: i32, c1: i32, mean: usize, variance: usize, work: usize, exact: bool,
+  x: usize, rows: i32, c: i32, c0: i32, c1: i32, mean: usize, variance: usize, total: usize, work: usize, exact: bool,
 ): void {
   const line = at4(c);
   const shift = work, fb = work + at4(stride(c));
@@ -124,6 +124,6 @@ export function statsChannelsLast(
   const count = <f64>rows;
   for (let ch = c0; ch < c1; ch++) {
     const k = <f64>load<f32>(shift + at4(ch));
-    finishChannel(x + at4(ch), rows, 1, line, count, k, exact, mean + at8(ch), variance + at8(ch));
+    finishChannel(x + at4(ch), rows, 1, line, count, k, exact, mean + at8(ch), variance + at8(ch), total ? total + at8(ch) : 0);
   }
 }

@@ -201,30 +201,33 @@ export class Engine {
 
   /**
    * Batch mean and biased variance into the scratch mean/variance rows; `exact` sums in f64 throughout.
-   * A Float32Array is staged by chunks whose statistics are merged by Chan et al.'s formula.
+   * A Float32Array is staged by chunks: their sums of x add up (as torch's one f64 sum does) and their
+   * M2 merge by Chan et al.'s formula.
    */
   batchStats(x: Operand, g: Geometry, sc: Scratch, exact: boolean): void {
-    if (typeof x === "number") return this.statsBlock(x, g, this.whole(g), sc, exact);
+    if (typeof x === "number") return this.statsBlock(x, g, this.whole(g), sc, exact, 0);
     const { c } = g;
     const temps: number[] = [];
     try {
       const blocks = this.blocks(g, x);
       const buf = this.alloc(blocks[0].length, temps);
+      const total = new Float64Array(c);
       const mean = new Float64Array(c);
       const m2 = new Float64Array(c);
       const seen = new Float64Array(c);
       for (const blk of blocks) {
-        this.statsBlock(this.stage(x, blk, buf), g, blk, sc, exact);
-        const bm = this.f64(sc.mean, c);
+        this.statsBlock(this.stage(x, blk, buf), g, blk, sc, exact, sc.sumDy);
+        const bs = this.f64(sc.sumDy, c);
         const bv = this.f64(sc.variance, c);
         const nb = blk.count;
         for (let ch = blk.c0; ch < blk.c1; ch++) {
-          chanMerge(mean, m2, ch, seen[ch], nb, bm[ch], bv[ch] * nb);
+          chanMerge(mean, m2, ch, seen[ch], nb, bs[ch] / nb, bv[ch] * nb);
+          total[ch] += bs[ch];
           seen[ch] += nb;
         }
       }
-      this.f64(sc.mean, c).set(mean);
-      this.f64(sc.variance, c).set(m2.map((v) => v / g.count));
+      this.f64(sc.mean, c).set(total.map((t) => t / g.count));
+      this.f64(sc.variance, c).set(m2.map((v) => (Number.isNaN(v) ? NaN : v / g.count)));
     } finally {
       this.release(temps);
     }
@@ -327,10 +330,11 @@ export class Engine {
   // Kernel calls on one block whose data starts at the given addresses. Channels-first kernels address
   // channel ch at base + (i * C + ch) * S floats, so a block of channels [c0, c1) passes base = start - c0 * S.
 
-  private statsBlock(x: number, g: Geometry, blk: Block, sc: Scratch, exact: boolean): void {
+  /** Statistics of one block into the scratch mean/variance rows, and its sums of x into `total` (unless 0). */
+  private statsBlock(x: number, g: Geometry, blk: Block, sc: Scratch, exact: boolean, total: number): void {
     const e = exact ? 1 : 0;
-    if (g.rows) this.kernels.statsChannelsLast(x, blk.n, g.c, 0, g.c, sc.mean, sc.variance, sc.coef, e);
-    else this.kernels.statsChannelsFirst(x - blk.c0 * g.s * 4, blk.n, g.c, g.s, blk.c0, blk.c1, sc.mean, sc.variance, sc.coef, e);
+    if (g.rows) this.kernels.statsChannelsLast(x, blk.n, g.c, 0, g.c, sc.mean, sc.variance, total, sc.coef, e);
+    else this.kernels.statsChannelsFirst(x - blk.c0 * g.s * 4, blk.n, g.c, g.s, blk.c0, blk.c1, sc.mean, sc.variance, total, sc.coef, e);
   }
 
   private normalizeBlock(x: number, y: number, g: Geometry, blk: Block, sc: Scratch): void {
