@@ -8,6 +8,7 @@
 const PAGE = 65536;
 const MAX_PAGES = 65536; // wasm32: 4 GiB
 const INITIAL_PAGES = 256; // 16 MiB
+const SHARED_INITIAL_PAGES = 1024; // 64 MiB
 const ALIGN = 64; // cache line; also keeps v128 and f64 accesses aligned
 
 interface Block {
@@ -26,10 +27,14 @@ export class WasmMemory {
   allocations = 0;
 
   /** memory.buffer, cached: only grow() below changes it (the kernels never grow memory). */
-  private current: ArrayBuffer;
+  private current: ArrayBufferLike;
 
-  constructor() {
-    this.memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES });
+  /**
+   * `shared`: a shared memory for the worker pool (threaded builds), pre-sized to 64 MiB so that it
+   * rarely grows; growing it never detaches views, but `memory.buffer` then returns a longer buffer.
+   */
+  constructor(readonly shared = false) {
+    this.memory = new WebAssembly.Memory({ initial: shared ? SHARED_INITIAL_PAGES : INITIAL_PAGES, maximum: MAX_PAGES, shared });
     this.current = this.memory.buffer;
   }
 
@@ -39,7 +44,7 @@ export class WasmMemory {
     this.free.push({ ptr: start, size: this.buffer.byteLength - start });
   }
 
-  get buffer(): ArrayBuffer {
+  get buffer(): ArrayBufferLike {
     return this.current;
   }
 
