@@ -28,20 +28,23 @@ const waitAsync = (
   }
 ).waitAsync;
 
-/** A started worker as the pool needs it (Node's worker_threads Worker or a browser Worker). */
+/** A started worker as the pool needs it (Node's worker_threads Worker, with ref/unref, or a browser Worker). */
 interface WorkerHandle {
   postMessage(message: unknown): void;
   terminate(): unknown;
+  ref?(): void;
+  unref?(): void;
 }
 
 /** Starts the worker script in this environment (Node: worker_threads, unref'd; browsers: a module worker). */
 function spawn(): WorkerHandle {
   const threads = (globalThis as { process?: { getBuiltinModule?(id: string): unknown } }).process?.getBuiltinModule?.(
     "node:worker_threads",
-  ) as { Worker: new (url: URL) => WorkerHandle & { unref(): void } } | undefined;
+  ) as { Worker: new (url: URL, options: { execArgv: string[] }) => WorkerHandle & { unref(): void } } | undefined;
   if (threads) {
-    const worker = new threads.Worker(new URL("./worker.js", import.meta.url));
-    worker.unref(); // a pool never keeps a Node process alive
+    // no inherited flags: `node --input-type=module -e ...` would hand the worker an --input-type it rejects
+    const worker = new threads.Worker(new URL("./worker.js", import.meta.url), { execArgv: [] });
+    worker.unref(); // a pool never keeps a Node process alive, except while a caller awaits it (hold)
     return worker;
   }
   return new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
@@ -66,6 +69,7 @@ export class Pool {
   private readonly jobs: Float64Array;
   private seq = 0;
   private ended = false;
+  private holds = 0;
 
   private constructor(
     private readonly workers: WorkerHandle[],
@@ -95,15 +99,20 @@ export class Pool {
     const pool = new Pool(workers, controlBuffer, jobs);
     const control = new Int32Array(controlBuffer);
     const deadline = Date.now() + timeoutMs;
-    for (let w = 0; w < count; w++) {
-      while (Atomics.load(control, w * SLOT + 2) === 0) {
-        const left = deadline - Date.now();
-        const wait = left > 0 ? waitAsync(control, w * SLOT + 2, 0, left) : null;
-        if (!wait || (wait.async && (await wait.value) === "timed-out")) {
-          await pool.terminate();
-          throw new Error(`threads: worker ${w} did not start within ${timeoutMs} ms`);
+    pool.hold(1);
+    try {
+      for (let w = 0; w < count; w++) {
+        while (Atomics.load(control, w * SLOT + 2) === 0) {
+          const left = deadline - Date.now();
+          const wait = left > 0 ? waitAsync(control, w * SLOT + 2, 0, left) : null;
+          if (!wait || (wait.async && (await wait.value) === "timed-out")) {
+            await pool.terminate();
+            throw new Error(`threads: worker ${w} did not start within ${timeoutMs} ms`);
+          }
         }
       }
+    } finally {
+      pool.hold(-1);
     }
     return pool;
   }
@@ -132,14 +141,30 @@ export class Pool {
   async runAsync(jobs: readonly Job[]): Promise<void> {
     const posted = this.post(jobs);
     const seq = this.seq;
-    for (let w = 0; w < posted; w++) {
-      const at = w * SLOT + 1;
-      let v;
-      while ((v = Atomics.load(this.control, at)) !== seq) {
-        const wait = waitAsync(this.control, at, v);
-        if (wait.async) await wait.value;
+    this.hold(1);
+    try {
+      for (let w = 0; w < posted; w++) {
+        const at = w * SLOT + 1;
+        let v;
+        while ((v = Atomics.load(this.control, at)) !== seq) {
+          const wait = waitAsync(this.control, at, v);
+          if (wait.async) await wait.value;
+        }
       }
+    } finally {
+      this.hold(-1);
     }
+  }
+
+  /**
+   * Keeps Node's event loop alive while a caller awaits the workers (an Atomics.waitAsync promise
+   * alone does not, and the workers are unref'd): `delta` +1 on entry, -1 on exit.
+   */
+  private hold(delta: number): void {
+    const before = this.holds;
+    this.holds += delta;
+    if (before === 0 && this.holds > 0) for (const w of this.workers) w.ref?.();
+    if (before > 0 && this.holds === 0) for (const w of this.workers) w.unref?.();
   }
 
   /** Ends the workers; the pool cannot run jobs afterwards. */

@@ -5,9 +5,11 @@
 // (Float32Arrays staged through small chunks, WasmTensors in place). Data: normal with offsets up to
 // 1e6, ramps, heavy tails, two-valued channels, zero-mean channels, values up to 1e38 and down to
 // 1e-30. Where the float64 answer is finite and within float32's range, ours must be finite.
+// With 2 threads every call is split (by channel, rows or images), whatever its size.
 import { afterAll, describe, expect, it } from "vitest";
 import { Engine } from "../src/engine.js";
-import { BACKENDS, backend, ULP } from "./helpers.js";
+import { Executor } from "../src/executor.js";
+import { BACKENDS, THREADS, backend, ULP } from "./helpers.js";
 import { dims, randn, referenceBackward, referenceForward } from "./reference.js";
 
 const F32_MAX = 3.4028234663852886e38;
@@ -101,14 +103,17 @@ function check(misses: string[], what: string, ours: ArrayLike<number>, ref: Arr
 }
 
 const defaultChunk = Engine.chunkBytes;
+const defaultSplit = Executor.splitBytes;
 afterAll(() => {
   Engine.chunkBytes = defaultChunk;
+  Executor.splitBytes = defaultSplit;
 });
 
-describe.each(BACKENDS)("accuracy bar on hostile data, %s backend", (name) => {
+describe.each(BACKENDS.flatMap((b) => THREADS.map((t) => [b, t] as const)))("accuracy bar on hostile data, %s backend, %i thread(s)", (name, threads) => {
   it.each(["Float32Array (staged in 256-byte chunks)", "WasmTensor (in place)"])("%s", async (path) => {
-    const bn = await backend(name);
+    const bn = await backend(name, threads);
     Engine.chunkBytes = 256;
+    Executor.splitBytes = 0;
     const wasm = path.startsWith("Wasm");
     const misses: string[] = [];
     for (let t = 0; t < 160; t++) {
