@@ -1,5 +1,5 @@
-// The package as a user installs it, into a fresh project under the OS temp folder, offline (npm
-// takes everything from its cache, as after `npm ci`):
+// The package as a user installs it, into a fresh project under the OS temp folder, from npm's
+// cache where it can (after `npm ci` nothing is fetched; see run.ts):
 // - from the tarball `npm pack` makes, packed from a copy of this working tree so that npm's
 //   prepack/postpack scripts run in full without rebuilding the dist/ other tests are reading;
 // - from a git URL: git+file:// of a clone of HEAD, which npm builds with the package's prepare script.
@@ -108,7 +108,7 @@ describe("installing the package", () => {
     expect(await smokeInNode("wasm-batchnorm", "commonjs", app)).toEqual(expected);
   }, 60_000);
 
-  it("installs from a git URL (a clone of HEAD), built by its prepare script without the network", async () => {
+  it("installs from a git URL (a clone of HEAD), built by its prepare script", async () => {
     const clone = join(work, "clone");
     await git(["clone", "--quiet", repo, clone]);
     const app = await newProject(join(work, "app-git"));

@@ -36,15 +36,16 @@ export function smokeInNode(specifier: string, inputType: "module" | "commonjs",
 const KEEP = new Set(["npm_config_cache", "npm_config_userconfig", "npm_config_globalconfig", "npm_config_registry"]);
 
 /**
- * Runs `npm ...args` in `cwd` offline (everything must come from npm's cache, as after `npm ci`);
- * rejects with npm's output when it fails.
+ * Runs `npm ...args` in `cwd`, preferring npm's cache (after `npm ci` it holds every package the
+ * lock names, so nothing is fetched; a package it lacks comes from the registry); rejects with
+ * npm's output when npm fails.
  */
 export async function npm(args: string[], cwd: string, timeout = 150_000): Promise<{ stdout: string; stderr: string }> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) || KEEP.has(k.toLowerCase())));
   const options = {
     cwd,
     timeout,
-    env: { ...env, npm_config_offline: "true", npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" },
+    env: { ...env, npm_config_prefer_offline: "true", npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" },
   };
   try {
     return await promisify(execFile)("npm", args, options);
