@@ -18,7 +18,7 @@ const git = (args: string[], cwd = repo) => promisify(execFile)("git", args, { c
 
 /** What users need and nothing else: the built modules with their types, and the documents. */
 async function expectedFiles(): Promise<string[]> {
-  const modules = (await readdir(join(repo, "src"))).filter((f) => f.endsWith(".ts")).map((f) => f.slice(0, -3));
+  const modules = (await readdir(join(repo, "src"))).filter((f) => /\.(ts|js)$/.test(f)).map((f) => f.replace(/\.(ts|js)$/, ""));
   return [
     "CHANGELOG.md", "LICENSE", "README.md", "package.json",
     ...modules.flatMap((m) => [`dist/${m}.d.ts`, `dist/${m}.js`]),
