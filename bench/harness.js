@@ -59,6 +59,52 @@ export function median(values) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/**
+ * Per-call ms of each fn over `rounds` round-robin batches of ~targetMs (order reversed every other
+ * round), after a warm-up; every fn runs the same number of calls per batch (calibrated on the
+ * first), so their batches are alike and drift in the machine's load hits all of them. A fn that
+ * returns a promise is awaited before its next call. Returns the per-round times of each fn.
+ * @param {(() => unknown)[]} fns
+ * @returns {Promise<number[][]>}
+ */
+export async function interleaved(fns, rounds, targetMs) {
+  const call = async (f, n) => {
+    for (let i = 0; i < n; i++) {
+      const r = f();
+      if (r && typeof r.then === "function") await r;
+    }
+  };
+  for (const f of fns) await call(f, 20);
+  let count = 1;
+  for (;;) {
+    const t0 = performance.now();
+    await call(fns[0], count);
+    const dt = performance.now() - t0;
+    if (dt >= targetMs / 2 || count >= 1 << 20) {
+      count = Math.max(1, Math.round((count * targetMs) / Math.max(dt, 1e-3)));
+      break;
+    }
+    count *= 2;
+  }
+  const per = fns.map(() => []);
+  const order = fns.map((_, j) => j);
+  for (let r = 0; r < rounds; r++) {
+    for (const j of r % 2 ? [...order].reverse() : order) {
+      const t0 = performance.now();
+      await call(fns[j], count);
+      per[j].push((performance.now() - t0) / count);
+    }
+  }
+  return per;
+}
+
+/** Quartiles [q1, median, q3] of numbers. */
+export function quartiles(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const at = (q) => s[Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))))];
+  return [at(0.25), at(0.5), at(0.75)];
+}
+
 const fmtMs = (ms) => (ms >= 100 ? ms.toFixed(1) : ms >= 10 ? ms.toFixed(2) : ms.toFixed(3));
 
 export class Runner {

@@ -1,6 +1,6 @@
 // The implementations bench/run.mjs measures, as harness Impls (see bench/harness.js): the two
-// pure-JS baselines, this library's backends through both APIs, and the memory-bandwidth yardstick.
-// bench/peers/run.mjs reuses the library ones and the yardstick.
+// pure-JS baselines, this library's backends through both APIs (at any thread count, sync or async),
+// and the memory-bandwidth yardstick. bench/peers/run.mjs reuses the library ones and the yardstick.
 import { naive, tuned } from "./js-baselines.js";
 import { EPS, MOMENTUM, inputs, lengthOf } from "./workloads.js";
 
@@ -42,23 +42,65 @@ function jsImpl(id, label, short, impl, color, note) {
 }
 
 /**
- * `prepare` for anything with the library's copying API (batchNorm / batchNormBackward on plain
- * Float32Arrays, results into a preallocated `out`): the JS baselines and the library itself.
+ * A call of `fn` that hands its result to `keep`: sync, or (async) awaiting the promise `fn` returns.
+ * @param {() => unknown} fn
+ * @param {(result: any) => unknown} keep
  */
-function copyingPrepare(api) {
+const keeping = (fn, keep, async = false) => (async ? async () => keep(await fn()) : () => keep(fn()));
+
+/**
+ * The library's two calls on `bn`: the sync ones, or with `async` the async API
+ * (bn.batchNormAsync, bn.batchNormBackwardAsync) under the same names, so every setup below serves both.
+ * @param {import('../dist/index.js').Backend} bn
+ */
+function calls(bn, async) {
+  if (!async) return bn;
+  return { batchNorm: (x, o) => bn.batchNormAsync(x, o), batchNormBackward: (dy, x, o) => bn.batchNormBackwardAsync(dy, x, o) };
+}
+
+/**
+ * `prepare` for anything with the library's copying API (batchNorm / batchNormBackward on plain
+ * Float32Arrays, results into a preallocated `out`): the JS baselines and the library itself
+ * (`async`: the calls return promises).
+ */
+function copyingPrepare(api, async = false) {
   return (w, op) => {
     const d = inputs(w);
     const out = new Float32Array(lengthOf(w));
     let last;
+    const keep = (r) => (last = r);
     if (op === "backward") {
       const o = { shape: w.shape, layout: w.layout, weight: d.weight, training: true, mean: d.mean, invstd: d.invstd, eps: EPS, out };
-      return { run: () => (last = api.batchNormBackward(d.dy, d.x, o)), outputs: () => last };
+      return { run: keeping(() => api.batchNormBackward(d.dy, d.x, o), keep, async), outputs: () => last };
     }
     const o = forwardOptions(w, op, d, { out });
     return {
-      run: () => (last = api.batchNorm(d.x, o)),
+      run: keeping(() => api.batchNorm(d.x, o), keep, async),
       outputs: () => ({ ...last, runningMean: op === "train" ? o.runningMean : undefined, runningVar: op === "train" ? o.runningVar : undefined }),
     };
+  };
+}
+
+/**
+ * The id, label and support test of a library Impl on `bn`: `simd-zero`, `simd-copy-t2`,
+ * `simd-zero-t2-async`, ... (the thread count is the one `bn` really uses; 1 has no suffix).
+ * @param {import('../dist/index.js').Backend} bn
+ * @param {'copy' | 'zero'} api
+ */
+function libraryImpl(bn, api, { color, async = false } = {}) {
+  const t = bn.threads;
+  const threads = t > 1 ? `, ${t} threads` : "";
+  const kind = api === "copy" ? "copying" : "zero-copy";
+  const missing = async && typeof bn.batchNormAsync !== "function" ? "this build has no async API (bn.batchNormAsync)" : null;
+  return {
+    id: `${bn.backend}-${api}${t > 1 ? `-t${t}` : ""}${async ? "-async" : ""}`,
+    label: `wasm-batchnorm ${bn.backend}, ${kind} API${async ? " (async)" : ""}${threads}`,
+    short: `${bn.backend} ${kind}${async ? " async" : ""}${t > 1 ? ` ×${t}` : ""}`,
+    group: "wasm-batchnorm",
+    color,
+    threads: t,
+    async,
+    supports: (w, op) => missing ?? always(w, op),
   };
 }
 
@@ -83,27 +125,25 @@ export const jsTuned = jsImpl(
  * This library through its copying API: plain Float32Arrays in, `out` a preallocated Float32Array
  * (so each call copies x (and dy) into wasm memory and y (dx) back out, but allocates no JS array).
  * @param {import('../dist/index.js').Backend} bn
+ * @param {string} [color]
+ * @param {{ async?: boolean }} [o]  async: through bn.batchNormAsync / bn.batchNormBackwardAsync
  */
-export function copyingImpl(bn, color) {
+export function copyingImpl(bn, color, { async = false } = {}) {
   return {
-    id: `${bn.backend}-copy`,
-    label: `wasm-batchnorm ${bn.backend}, copying API`,
-    short: `${bn.backend} copying`,
-    group: "wasm-batchnorm",
-    color,
-    note: "bn.batchNorm(Float32Array, { ..., out: Float32Array }): copies the tensor in and the result out on every call",
-    supports: always,
-    prepare: copyingPrepare(bn),
+    ...libraryImpl(bn, "copy", { color, async }),
+    note: `bn.batchNorm${async ? "Async" : ""}(Float32Array, { ..., out: Float32Array }): copies the tensor in and the result out on every call`,
+    prepare: copyingPrepare(calls(bn, async), async),
   };
 }
 
 /**
  * Tensors for the zero-copy API on workload `w`: x (and dy), the output, and the per-channel
- * arrays, all WasmTensors of `bn`; `call()` runs the op once. Also used by the overhead and memory
- * measurements in bench/run.mjs.
+ * arrays, all WasmTensors of `bn`; `call()` runs the op once (with `async`, through the async API:
+ * `call()` returns a promise). Also used by the overhead, memory and threads measurements in bench/run.mjs.
  * @param {import('../dist/index.js').Backend} bn
  */
-export function zeroCopySetup(bn, w, op, d = inputs(w)) {
+export function zeroCopySetup(bn, w, op, d = inputs(w), { async = false } = {}) {
+  const api = calls(bn, async);
   const list = [];
   const wasm = (values) => {
     const t = bn.alloc(values.length);
@@ -117,12 +157,13 @@ export function zeroCopySetup(bn, w, op, d = inputs(w)) {
   let outputs;
   let options;
   let last;
+  const keep = (r) => (last = r);
   if (op === "backward") {
     t.dy = wasm(d.dy);
     t.mean = wasm(d.mean);
     t.invstd = wasm(d.invstd);
     options = { shape: w.shape, layout: w.layout, weight: t.weight, training: true, mean: t.mean, invstd: t.invstd, eps: EPS, out: t.out };
-    call = () => (last = bn.batchNormBackward(t.dy, t.x, options));
+    call = keeping(() => api.batchNormBackward(t.dy, t.x, options), keep, async);
     outputs = () => ({ dx: t.out.data, dweight: last.dweight, dbias: last.dbias });
   } else {
     t.bias = wasm(d.bias);
@@ -132,7 +173,7 @@ export function zeroCopySetup(bn, w, op, d = inputs(w)) {
       shape: w.shape, layout: w.layout, weight: t.weight, bias: t.bias, runningMean: t.runningMean, runningVar: t.runningVar,
       training: op === "train", momentum: MOMENTUM, eps: EPS, out: t.out,
     };
-    call = () => (last = bn.batchNorm(t.x, options));
+    call = keeping(() => api.batchNorm(t.x, options), keep, async);
     outputs = () => ({
       y: t.out.data,
       mean: last.mean,
@@ -147,18 +188,15 @@ export function zeroCopySetup(bn, w, op, d = inputs(w)) {
 /**
  * This library through its zero-copy API: x, dy, out and the per-channel arrays are WasmTensors.
  * @param {import('../dist/index.js').Backend} bn
+ * @param {string} [color]
+ * @param {{ async?: boolean }} [o]  async: through bn.batchNormAsync / bn.batchNormBackwardAsync
  */
-export function zeroCopyImpl(bn, color) {
+export function zeroCopyImpl(bn, color, { async = false } = {}) {
   return {
-    id: `${bn.backend}-zero`,
-    label: `wasm-batchnorm ${bn.backend}, zero-copy API`,
-    short: `${bn.backend} zero-copy`,
-    group: "wasm-batchnorm",
-    color,
-    note: "bn.batchNorm(WasmTensor, { ..., out: WasmTensor }), per-channel arrays also WasmTensors: no tensor-sized copy",
-    supports: always,
+    ...libraryImpl(bn, "zero", { color, async }),
+    note: `bn.batchNorm${async ? "Async" : ""}(WasmTensor, { ..., out: WasmTensor }), per-channel arrays also WasmTensors: no tensor-sized copy`,
     prepare(w, op) {
-      const z = zeroCopySetup(bn, w, op);
+      const z = zeroCopySetup(bn, w, op, undefined, { async });
       return { run: z.call, outputs: z.outputs, dispose: z.free };
     },
   };

@@ -1,32 +1,50 @@
 // npm run bench [-- --full] [--workloads=S1,S3] [--ops=train,infer,backward] [--impls=js-naive,simd-zero] [--time=ms]
 //
-// Batch normalization on five workloads (bench/workloads.js), three operations, six implementations
-// side by side in one process: straightforward and tuned pure JS (bench/js-baselines.js), this
-// library's scalar and SIMD backends through the copying and the zero-copy API, and a plain copy
-// of the tensor as the memory-bandwidth yardstick. Every implementation is checked against the
-// float64 reference before it is timed. Then: per-call API overhead on the small workloads, wasm
-// memory in steady state, and the cost plain JS pays once wasm memory has grown.
-// Writes latest.{json,svg,md} (partial.* for a filtered run) to bench/results/local/ (git-ignored),
-// or with --save to bench/results/ (tracked, shown in the README); progress goes to stderr, the
-// table to stdout.
+// Batch normalization on five workloads (bench/workloads.js), three operations, side by side in one
+// process: straightforward and tuned pure JS (bench/js-baselines.js), this library's scalar and SIMD
+// backends through the copying and the zero-copy API, on 1 thread and (SIMD) on 2, 4 ... threads up to
+// the machine's cores, and a plain copy of the tensor as the memory-bandwidth yardstick. Every
+// implementation is checked against the float64 reference before it is timed. Then: the speed-up of
+// T threads over 1 (paired, bench/threads.js, with a tiny [2, 64] call), the async API against the
+// sync one and a 1 ms ticker's lateness while async calls run (where the build has the async API),
+// the machine's copy bandwidth on 1 and more threads (bench/bandwidth.js), per-call API overhead on
+// the small workloads, wasm memory in steady state, and the cost plain JS pays once wasm memory has grown.
+// Writes latest.{json,svg,md} and latest-threads.svg (partial.* for a filtered run) to
+// bench/results/local/ (git-ignored), or with --save to bench/results/ (tracked, shown in the README);
+// progress goes to stderr, the tables to stdout.
+import os from "node:os";
 import path from "node:path";
-import { init } from "../dist/index.js";
-import { FULL, PRISTINE_NOTE, QUICK, Runner, exposeGc, median, parseArgs, plan, resultsDir } from "./harness.js";
+import { Backend, init } from "../dist/index.js";
+import { copyBandwidth } from "./bandwidth.js";
+import { FULL, PRISTINE_NOTE, QUICK, Runner, exposeGc, interleaved, median, parseArgs, plan, quartiles, resultsDir } from "./harness.js";
 import { copyYardstick, copyingImpl, jsNaive, jsTuned, zeroCopyImpl, zeroCopySetup } from "./impls.js";
-import { consoleTable, derive, environment, writeResults } from "./report.js";
+import { consoleTable, derive, environment, fmtTime, writeResults } from "./report.js";
+import { ASYNC_TARGET, THREAD_TARGETS, TICKER_TARGET_MS, asyncOverSync, threadCounts, threadScaling, tickerRows } from "./threads.js";
 import {
-  EPS, MOMENTUM, OPS, TOLERANCE_DEFINITION, TRAFFIC_DEFINITION, WORKLOADS, bytesOf, channelsOf, check, countOf, lengthOf,
+  EPS, MOMENTUM, OPS, TINY, TOLERANCE_DEFINITION, TRAFFIC_DEFINITION, WORKLOADS, bytesOf, channelsOf, check, countOf, lengthOf,
   workload as workloadById,
 } from "./workloads.js";
 
 const started = performance.now();
+const loadAtStart = os.loadavg();
 const args = parseArgs(process.argv.slice(2));
+const COUNTS = threadCounts();
+const hasAsync = typeof Backend.prototype.batchNormAsync === "function";
+const threaded = COUNTS.slice(1);
+const ALL_IMPLS = [
+  "js-naive", "js-tuned", "scalar-copy", "scalar-zero", "simd-copy", "simd-zero",
+  ...threaded.flatMap((t) => [`simd-copy-t${t}`, `simd-zero-t${t}`]),
+  ...(hasAsync ? ["simd-zero-async", ...threaded.map((t) => `simd-zero-t${t}-async`)] : []),
+];
+// backend, API, threads (1 without a suffix), async
+const LIBRARY_ID = /^(scalar|simd)-(copy|zero)(?:-t(\d+))?(-async)?$/;
 if (args.help) {
   console.log(`npm run bench [-- options]
-  --full                 every op on every workload (quick: S4 inference only), 1 s per task (default: quick, < 1 min)
-  --workloads=S1,S3      subset of ${WORKLOADS.map((w) => w.id).join(",")}
+  --full                 every op on every workload (quick: S4 inference only), 1 s per task (default: quick, about 2 min)
+  --workloads=S1,S3      subset of ${[...WORKLOADS, TINY].map((w) => w.id).join(",")} (the threads section adds ${TINY.id} unless filtered)
   --ops=train,infer      subset of ${OPS.map((o) => o.id).join(",")}
-  --impls=a,b            subset of js-naive,js-tuned,scalar-copy,scalar-zero,simd-copy,simd-zero (copy always runs)
+  --impls=a,b            subset of ${ALL_IMPLS.join(",")} (copy always runs);
+                         also <scalar|simd>-<copy|zero>[-t<threads>][-async], e.g. scalar-zero-t2
   --time=ms              tinybench time budget per task
   --save                 write bench/results/latest.* (tracked; a complete run only), not bench/results/local/
   --out=dir              where latest.{json,svg,md} go instead`);
@@ -36,9 +54,13 @@ const outDir = resultsDir(args);
 
 const full = args.full;
 const timing = { ...(full ? FULL : QUICK), ...(args.time ? { time: args.time } : {}) };
-const ALL_IMPLS = ["js-naive", "js-tuned", "scalar-copy", "scalar-zero", "simd-copy", "simd-zero"];
 const implIds = args.impls ?? ALL_IMPLS;
-for (const id of implIds) if (!ALL_IMPLS.includes(id)) throw new Error(`unknown implementation ${id}; expected one of ${ALL_IMPLS.join(", ")}`);
+for (const id of implIds) {
+  const m = LIBRARY_ID.exec(id);
+  if (!(id === "js-naive" || id === "js-tuned" || (m && (m[3] === undefined || Number(m[3]) >= 2)))) {
+    throw new Error(`unknown implementation ${id}; expected one of ${ALL_IMPLS.join(", ")} or <scalar|simd>-<copy|zero>[-t<2 or more>][-async]`);
+  }
+}
 const workloadIds = args.workloads ?? WORKLOADS.map((w) => w.id);
 const opIds = args.ops ?? OPS.map((o) => o.id);
 const pairs = plan({ workloads: workloadIds, ops: opIds, quick: !full });
@@ -46,7 +68,6 @@ const workloads = workloadIds.map(workloadById);
 
 const jsImpls = [jsNaive, jsTuned].filter((m) => implIds.includes(m.id));
 const wasmIds = implIds.filter((id) => !id.startsWith("js-"));
-const backendNames = ["scalar", "simd"].filter((b) => wasmIds.some((id) => id.startsWith(b)));
 // After wasm memory has grown, the JS baselines again: all pairs (full) or two (quick: S2 train and infer if selected).
 const forwardPairs = pairs.filter((p) => p.op !== "backward");
 const detachPairs = full ? pairs : (forwardPairs.some((p) => p.w.id === "S2") ? forwardPairs.filter((p) => p.w.id === "S2") : forwardPairs).slice(0, 2);
@@ -56,37 +77,123 @@ const runner = new Runner({
 });
 const gc = exposeGc();
 const log = (line) => process.stderr.write(`${line}\n`);
-log(`wasm-batchnorm bench: ${full ? "full" : "quick"} run, ${runner.total} tasks, tinybench time ${timing.time} ms / min ${timing.iterations} iterations per task${gc ? "" : " (gc() unavailable)"}`);
+log(`wasm-batchnorm bench: ${full ? "full" : "quick"} run, ${runner.total} tasks, tinybench time ${timing.time} ms / min ${timing.iterations} iterations per task${gc ? "" : " (gc() unavailable)"}; load average ${loadAtStart.map((l) => l.toFixed(2)).join(", ")}`);
 
 // Phase 1: pure JS, before any wasm memory grows (PRISTINE_NOTE).
 for (const { w, op } of pairs) for (const impl of jsImpls) await runner.measure(impl, w, op, { phase: "pristine" });
 
-// Phase 2: the yardstick and the library, workload by workload.
-const backends = {};
-for (const name of backendNames.length ? backendNames : ["simd"]) {
-  try {
-    backends[name] = await init({ backend: name });
-  } catch (e) {
-    log(`backend ${name} unavailable: ${e.message}`);
+// Phase 2: the yardstick and the library, workload by workload. Each (backend, threads) pair is
+// its own backend with its own memory; 1 thread is asked for explicitly (the default is 'auto').
+const backends = new Map();
+/** The backend `name` on `threads` threads, loaded once; null (logged) if it cannot run that. */
+async function backendFor(name, threads) {
+  const key = `${name}/${threads}`;
+  if (!backends.has(key)) {
+    let bn = null;
+    try {
+      bn = await init({ backend: name, threads });
+      if (bn.threads !== threads) throw new Error(`init({ threads: ${threads} }) runs ${bn.threads}`);
+    } catch (e) {
+      log(`backend ${key} unavailable: ${e.message}`);
+      bn = null;
+    }
+    backends.set(key, bn);
   }
+  return backends.get(key);
 }
-const yardstickBackend = backends.simd ?? backends.scalar;
-const colors = { "scalar-copy": "#9ecae1", "scalar-zero": "#2171b5", "simd-copy": "#fdae6b", "simd-zero": "#d94801" };
-const wasmImpls = [];
-for (const id of wasmIds) {
-  const [name, api] = id.split("-");
-  const bn = backends[name];
+const colors = {
+  "scalar-copy": "#9ecae1", "scalar-zero": "#2171b5", "simd-copy": "#fdae6b", "simd-zero": "#d94801",
+  "simd-copy-t2": "#fc9272", "simd-zero-t2": "#a50f15", "simd-copy-t4": "#bcbddc", "simd-zero-t4": "#54278f",
+  "simd-zero-async": "#74c476", "simd-zero-t2-async": "#006d2c",
+};
+/** The library Impl an id names (see LIBRARY_ID), or one that says why it cannot run. */
+async function implFor(id) {
+  const [, name, api, t, async] = LIBRARY_ID.exec(id);
+  const threads = Number(t ?? 1);
+  const bn = await backendFor(name, threads);
+  const o = { async: Boolean(async) };
   if (!bn) {
-    wasmImpls.push({ id, label: `wasm-batchnorm ${name}, ${api === "copy" ? "copying" : "zero-copy"} API`, group: "wasm-batchnorm", supports: () => `backend ${name} unavailable` });
-  } else wasmImpls.push(api === "copy" ? copyingImpl(bn, colors[id]) : zeroCopyImpl(bn, colors[id]));
+    const why = `backend ${name} on ${threads} thread${threads > 1 ? "s" : ""} unavailable`;
+    return { id, label: `wasm-batchnorm ${name}, ${api === "copy" ? "copying" : "zero-copy"} API, ${threads} threads`, group: "wasm-batchnorm", threads, supports: () => why };
+  }
+  return api === "copy" ? copyingImpl(bn, colors[id], o) : zeroCopyImpl(bn, colors[id], o);
 }
+const wasmImpls = [];
+for (const id of wasmIds) wasmImpls.push(await implFor(id));
+const simd1 = await backendFor("simd", 1);
+const yardstickBackend = simd1 ?? (await backendFor("scalar", 1));
 const yardstick = copyYardstick(yardstickBackend);
+/** [key, backend] of every backend loaded so far ("simd/1", "simd/2", ...). */
+const liveBackends = () => [...backends].filter(([, bn]) => bn);
 const memorySnapshots = [];
 for (const w of workloads) {
   await runner.measure(yardstick, w, "copy", { phase: "main" });
   for (const { op } of pairs.filter((p) => p.w === w)) for (const impl of wasmImpls) await runner.measure(impl, w, op);
-  memorySnapshots.push({ after: w.id, ...Object.fromEntries(Object.entries(backends).map(([k, bn]) => [k, bn.memoryBytes])) });
+  memorySnapshots.push({ after: w.id, ...Object.fromEntries(liveBackends().map(([k, bn]) => [k, bn.memoryBytes])) });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Threads: each threaded implementation against its 1-thread twin on every selected workload and
+// op (quick runs too) plus the tiny [2, 64] call, paired in interleaved batches; the async API
+// against the sync one on S1; a 1 ms ticker while twenty async S1 calls run; copy bandwidth.
+
+const threadTiming = full ? { rounds: 101, targetMs: 10 } : { rounds: 30, targetMs: 4 };
+const threadPairs = [...plan({ workloads: workloadIds, ops: opIds, quick: false }), ...(args.workloads ? [] : opIds.map((op) => ({ w: TINY, op })))];
+const libraryId = (name, api, threads, async) => `${name}-${api}${threads > 1 ? `-t${threads}` : ""}${async ? "-async" : ""}`;
+const parsed = wasmIds.map((id) => {
+  const [, name, api, t, async] = LIBRARY_ID.exec(id);
+  return { id, name, api, threads: Number(t ?? 1), async: Boolean(async) };
+});
+// one group per backend, API and sync/async that has a threaded implementation: its 1-thread twin first
+const groupKeys = [...new Set(parsed.filter((p) => p.threads > 1).map((p) => libraryId(p.name, p.api, 1, p.async)))]
+  .sort((a, b) => Number(a.endsWith("-async")) - Number(b.endsWith("-async")) || Number(a.includes("-copy")) - Number(b.includes("-copy")));
+const threadGroups = [];
+for (const key of groupKeys) {
+  const members = parsed.filter((p) => p.threads > 1 && libraryId(p.name, p.api, 1, p.async) === key).sort((a, b) => a.threads - b.threads);
+  const impls = [await implFor(key), ...(await Promise.all(members.map((p) => implFor(p.id))))];
+  const missing = impls.find((m) => !m.prepare);
+  if (missing) log(`threads ${key}: skipped, ${missing.supports()}`);
+  else threadGroups.push(impls);
+}
+const loadBeforeThreads = os.loadavg();
+const scaling = await threadScaling(threadGroups, threadPairs, { ...threadTiming, log });
+
+const asyncIds = parsed.filter((p) => p.async);
+const workloadS1 = workloads.find((w) => w.id === "S1");
+const asyncRows = [];
+let ticker = [];
+if (asyncIds.length && workloadS1) {
+  const twins = [];
+  for (const p of asyncIds) twins.push([await implFor(libraryId(p.name, p.api, p.threads, false)), await implFor(p.id)]);
+  const usable = twins.filter((pair) => pair.every((m) => m.prepare && m.supports(workloadS1, "train") === true));
+  asyncRows.push(...(await asyncOverSync(usable, opIds.map((op) => ({ w: workloadS1, op })), { ...threadTiming, log })));
+  const cases = usable.flatMap(([sync, async]) => [
+    { id: async.id, label: `async calls, ${async.threads} thread${async.threads > 1 ? "s" : ""} (${async.id})`, impl: async },
+    { id: sync.id, label: `sync calls, one event-loop turn between them, ${sync.threads} thread${sync.threads > 1 ? "s" : ""} (${sync.id})`, impl: sync },
+  ]);
+  if (cases.length) ticker = await tickerRows(cases, workloadS1, "train", { log });
+}
+const bandwidth = await copyBandwidth({ threads: COUNTS, rounds: full ? 31 : 11 });
+log(`copy bandwidth (${(bandwidth.bytes / 1e6).toFixed(0)} MB): ${bandwidth.rows.map((r) => `${r.threads}T ${r.gbps.toFixed(1)} GB/s (${r.ratio.toFixed(2)}x)`).join(", ")}`);
+let splitBytes = null;
+try {
+  ({ Executor: { splitBytes } } = await import("../dist/executor.js")); // internal: recorded to read the tiny and S4 rows by
+} catch {
+  // not fatal: the threshold is only context
+}
+const threadsResult = {
+  counts: COUNTS,
+  cores: os.availableParallelism(),
+  names: Object.fromEntries(threadPairs.map(({ w }) => [w.id, w.name])),
+  timing: threadTiming,
+  splitBytes,
+  loadAverage: { before: loadBeforeThreads, after: os.loadavg() },
+  targets: THREAD_TARGETS,
+  rows: scaling,
+  async: { target: ASYNC_TARGET, rows: asyncRows, note: hasAsync ? null : "not measured: this build has no async API (bn.batchNormAsync)" },
+  ticker: { targetMs: TICKER_TARGET_MS, workload: workloadS1?.id ?? null, op: "train", rows: ticker, note: ticker.length ? null : hasAsync ? "not measured: no async implementation or S1 selected" : "not measured: this build has no async API (bn.batchNormAsync)" },
+  bandwidth,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Per-call API overhead on the small workloads (S3, S4).
@@ -134,46 +241,8 @@ async function enginePath(bn, w, op, z) {
   return { fn };
 }
 
-/**
- * Per-call ms of each fn over `rounds` round-robin batches of ~targetMs (order reversed every other
- * round), after a warm-up; every fn runs the same number of calls per batch (calibrated on the
- * first, the API call), so their batches are alike. Returns the per-round times of each fn.
- */
-function interleaved(fns, rounds, targetMs) {
-  for (const f of fns) for (let i = 0; i < 20; i++) f();
-  let count = 1;
-  for (;;) {
-    const t0 = performance.now();
-    for (let i = 0; i < count; i++) fns[0]();
-    const dt = performance.now() - t0;
-    if (dt >= targetMs / 2 || count >= 1 << 20) {
-      count = Math.max(1, Math.round((count * targetMs) / Math.max(dt, 1e-3)));
-      break;
-    }
-    count *= 2;
-  }
-  const per = fns.map(() => []);
-  const order = fns.map((_, j) => j);
-  for (let r = 0; r < rounds; r++) {
-    for (const j of r % 2 ? [...order].reverse() : order) {
-      const f = fns[j];
-      const t0 = performance.now();
-      for (let i = 0; i < count; i++) f();
-      per[j].push((performance.now() - t0) / count);
-    }
-  }
-  return per;
-}
-
-/** Quartiles of numbers. */
-function quartiles(values) {
-  const s = [...values].sort((a, b) => a - b);
-  const at = (q) => s[Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))))];
-  return [at(0.25), at(0.5), at(0.75)];
-}
-
 const overhead = [];
-const overheadBackend = backends.simd ?? backends.scalar;
+const overheadBackend = yardstickBackend;
 for (const { w, op } of pairs.filter((p) => p.w.id === "S3" || p.w.id === "S4")) {
   if (!overheadBackend) break;
   const z = zeroCopySetup(overheadBackend, w, op);
@@ -187,7 +256,7 @@ for (const { w, op } of pairs.filter((p) => p.w.id === "S3" || p.w.id === "S4"))
     const tinyCheck = check(tinyW, op, zt.outputs());
     const engine = await enginePath(overheadBackend, w, op, z);
     const fns = [z.call, zt.call, ...(engine.fn ? [engine.fn] : [])];
-    const [apiRounds, tinyRounds, engineRounds] = interleaved(fns, full ? 101 : 40, full ? 10 : 3);
+    const [apiRounds, tinyRounds, engineRounds] = await interleaved(fns, full ? 101 : 40, full ? 10 : 3);
     const [apiMs, tinyMs] = [median(apiRounds), median(tinyRounds)];
     const engineMs = engineRounds && median(engineRounds);
     // overhead: median of the paired per-round differences (API batch vs the adjacent engine batch), with their quartiles as the noise
@@ -213,7 +282,7 @@ for (const { w, op } of pairs.filter((p) => p.w.id === "S3" || p.w.id === "S4"))
 // workload): many calls of every op through each API must not grow wasm memory; JS heap drift is
 // measured after gc().
 
-const memoryBackend = backends.simd ?? backends.scalar;
+const memoryBackend = yardstickBackend;
 const memW = workloads.find((w) => w.id === "S1") ?? workloads[0];
 const steady = [];
 if (memoryBackend) {
@@ -247,7 +316,7 @@ if (memoryBackend) {
 // Detach penalty: the pure-JS baselines again, now that wasm memory has grown (if it has).
 
 const detachPenalty = [];
-const grown = Object.values(backends).some((bn) => bn.memoryBytes > 16 * 2 ** 20);
+const grown = liveBackends().some(([, bn]) => bn.memoryBytes > 16 * 2 ** 20);
 if (grown) {
   for (const { w, op } of detachPairs) {
     for (const impl of jsImpls) {
@@ -264,7 +333,6 @@ if (grown) {
 // Report
 
 const implList = [...jsImpls, ...wasmImpls, yardstick];
-const fmt = (ms) => (ms < 0.1 ? `${(ms * 1000).toFixed(1)} µs` : `${ms.toFixed(3)} ms`);
 const mib = (b) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const sections = [];
 if (overhead.length) {
@@ -276,7 +344,7 @@ if (overhead.length) {
       "| workload | op | API call | engine-level | overhead [quartiles] | % of call | tiny call | tiny / API |",
       "|---|---|---:|---:|---:|---:|---:|---:|",
       ...overhead.map((r) =>
-        `| ${r.workload} | ${r.op} | ${fmt(r.apiMs)} | ${r.engineMs === undefined ? "n/a" : fmt(r.engineMs)} | ${r.overheadMs === undefined ? "n/a" : `${fmt(r.overheadMs)} [${fmt(r.overheadIqrMs[0])}, ${fmt(r.overheadIqrMs[1])}]`} | ${r.overheadPct === undefined ? "n/a" : `${r.overheadPct.toFixed(1)}%`} | ${fmt(r.tinyMs)} [${r.tinyShape.join("×")}] | ${r.tinyPct.toFixed(1)}% |`),
+        `| ${r.workload} | ${r.op} | ${fmtTime(r.apiMs)} | ${r.engineMs === undefined ? "n/a" : fmtTime(r.engineMs)} | ${r.overheadMs === undefined ? "n/a" : `${fmtTime(r.overheadMs)} [${fmtTime(r.overheadIqrMs[0])}, ${fmtTime(r.overheadIqrMs[1])}]`} | ${r.overheadPct === undefined ? "n/a" : `${r.overheadPct.toFixed(1)}%`} | ${fmtTime(r.tinyMs)} [${r.tinyShape.join("×")}] | ${r.tinyPct.toFixed(1)}% |`),
       ...[...new Set(overhead.filter((r) => r.engineUnavailable).map((r) => r.engineUnavailable))].map((m) => `\nengine-level path unavailable: ${m}`),
     ],
   });
@@ -305,7 +373,7 @@ if (detachPenalty.length) {
       "",
       "| workload | op | implementation | before | after | slowdown |",
       "|---|---|---|---:|---:|---:|",
-      ...detachPenalty.map((r) => `| ${r.workload} | ${r.op} | ${r.impl} | ${fmt(r.pristineMs)} | ${fmt(r.afterMs)} | ${r.ratio.toFixed(2)}× |`),
+      ...detachPenalty.map((r) => `| ${r.workload} | ${r.op} | ${r.impl} | ${fmtTime(r.pristineMs)} | ${fmtTime(r.afterMs)} | ${r.ratio.toFixed(2)}× |`),
     ],
   });
 } else if (!grown) {
@@ -315,11 +383,11 @@ if (detachPenalty.length) {
 const json = derive({
   kind: "main",
   title: "wasm-batchnorm benchmark",
-  environment: environment(),
+  environment: environment(loadAtStart),
   settings: {
     mode: full ? "full" : "quick",
     timing,
-    threads: "one thread: Node's main thread, single-threaded wasm",
+    threads: `the library's rows without a thread count run init({ threads: 1 }) (single-threaded wasm on Node's main thread); 'T threads' rows run init({ threads: T }) (shared memory, the main thread and T - 1 workers); ${os.availableParallelism()} cores`,
     baseline: "js-naive",
     trafficDefinition: TRAFFIC_DEFINITION,
     toleranceDefinition: TOLERANCE_DEFINITION,
@@ -328,8 +396,9 @@ const json = derive({
   },
   workloads: workloads.map((w) => ({ ...w, length: lengthOf(w), channels: channelsOf(w), count: countOf(w), bytes: bytesOf(w) })),
   ops: OPS,
-  impls: implList.map(({ id, label, short, group, note, color }) => ({ id, label, short, group, note, color })),
+  impls: implList.map(({ id, label, short, group, note, color, threads, async }) => ({ id, label, short, group, note, color, threads, async })),
   results: runner.results,
+  threads: threadsResult,
   overhead,
   memory: { snapshots: memorySnapshots, steady },
   detachPenalty,

@@ -23,6 +23,13 @@ export const WORKLOADS = [
 ];
 
 /**
+ * A tiny call, [2, 64]: fixed per-call costs only (the threads section checks that a threaded
+ * backend keeps it on one thread at no cost). Not in WORKLOADS: it has no bandwidth to speak of.
+ * @type {Workload}
+ */
+export const TINY = { id: "tiny", name: "NC 2x64", shape: [2, 64], layout: "channels-first", note: "tiny call: per-call costs", quickOps: ["train", "infer", "backward"] };
+
+/**
  * `traffic`: the minimum bytes an implementation must move, in units of the tensor's size
  * (inference reads x and writes y: 2; training reads x for the statistics, then reads x again and
  * writes y: 3; backward reads dy and x to reduce, then reads dy and x and writes dx: 5).
@@ -54,10 +61,10 @@ export const bytesOf = (w) => lengthOf(w) * 4;
 /** Values per channel. */
 export const countOf = (w) => lengthOf(w) / channelsOf(w);
 
-/** @param {string} id */
+/** @param {string} id  one of WORKLOADS, or TINY's */
 export const workload = (id) => {
-  const w = WORKLOADS.find((x) => x.id === id);
-  if (!w) throw new Error(`unknown workload ${id}; expected one of ${WORKLOADS.map((x) => x.id).join(", ")}`);
+  const w = [...WORKLOADS, TINY].find((x) => x.id === id);
+  if (!w) throw new Error(`unknown workload ${id}; expected one of ${[...WORKLOADS, TINY].map((x) => x.id).join(", ")}`);
   return w;
 };
 /** @param {string} id */
@@ -93,7 +100,7 @@ export function inputs(w) {
   if (!d) {
     const length = lengthOf(w);
     const c = channelsOf(w);
-    const seed = 1 + WORKLOADS.indexOf(w) * 16;
+    const seed = 1 + [...WORKLOADS, TINY].findIndex((x) => x.id === w.id) * 16;
     d = {
       x: randn(length, seed, 2, 0.5),
       dy: randn(length, seed + 1),
