@@ -224,9 +224,9 @@ export function torchAvailable() {
 
 /** A persistent torch_bench.py process speaking JSON lines. */
 class TorchProcess {
-  constructor(tmpDir) {
+  constructor(tmpDir, threads) {
     this.tmpDir = tmpDir;
-    this.child = spawn(PYTHON, [path.join(HERE, "torch_bench.py")], { stdio: ["pipe", "pipe", "inherit"] });
+    this.child = spawn(PYTHON, [path.join(HERE, "torch_bench.py"), String(threads)], { stdio: ["pipe", "pipe", "inherit"] });
     this.lines = readline.createInterface({ input: this.child.stdout });
     this.waiting = [];
     this.exited = null;
@@ -262,27 +262,29 @@ class TorchProcess {
 
 /**
  * torch.nn.functional.batch_norm (train, infer) and its autograd backward on the same workloads,
- * timed inside Python (time.perf_counter, tinybench's rules), torch.set_num_threads(1). Inputs go
- * through .tmp files in `tmpDir`; tensors then stay in torch, so no conversion is timed.
+ * timed inside Python (time.perf_counter, tinybench's rules), torch.set_num_threads(threads), in a
+ * Python process of its own. Inputs go through .tmp files in `tmpDir` (named by thread count, so
+ * two of these can share it); tensors then stay in torch, so no conversion is timed.
  */
-export function torchImpl(tmpDir, color) {
+export function torchImpl(tmpDir, color, threads = 1) {
   let proc = null;
   const impl = {
-    id: "torch",
-    label: "PyTorch CPU (1 thread)",
-    short: "PyTorch",
+    id: threads > 1 ? `torch-t${threads}` : "torch",
+    label: `PyTorch CPU (${threads} thread${threads > 1 ? "s" : ""})`,
+    short: threads > 1 ? `PyTorch ×${threads}` : "PyTorch",
     group: "peer",
     color,
-    note: "torch.nn.functional.batch_norm and torch.autograd.grad of it, torch.set_num_threads(1), timed in Python; tensors resident in torch (channels-last data as torch.channels_last)",
+    threads,
+    note: `torch.nn.functional.batch_norm and torch.autograd.grad of it, torch.set_num_threads(${threads}), timed in Python; tensors resident in torch (channels-last data as torch.channels_last)`,
     info: {},
     supports: (w, op) => (OPS.includes(op) ? true : op),
     async prepare(w, op) {
-      proc ??= new TorchProcess(tmpDir);
+      proc ??= new TorchProcess(tmpDir, threads);
       Object.assign(impl.info, await proc.hello);
       const d = inputs(w);
       const files = {};
       for (const name of ["x", "dy", "weight", "bias", "runningMean", "runningVar"]) {
-        files[name] = path.join(tmpDir, `torch-in-${name}.tmp`);
+        files[name] = path.join(tmpDir, `torch${threads}-in-${name}.tmp`);
         writeFileSync(files[name], new Uint8Array(d[name].buffer, d[name].byteOffset, d[name].byteLength));
       }
       const r = await proc.request({ cmd: "setup", op, shape: w.shape, layout: w.layout, inputs: files, outputs: tmpDir });

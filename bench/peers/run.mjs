@@ -2,17 +2,20 @@
 //
 // This library next to its peers on the same workloads, checked against the same float64 reference
 // before timing: TensorFlow.js (cpu, wasm), onnxruntime-web (wasm) and onnxruntime-node (native),
-// and PyTorch's CPU kernel where Debian's python3-torch is installed. The peers live in their own
+// and PyTorch's CPU kernel where Debian's python3-torch is installed, on one thread and on one thread
+// per core; our zero-copy path on 1 thread and on the default threads ('auto'). The peers live in their own
 // package (bench/peers/package.json), installed here on first use with `npm install --ignore-scripts`
 // so they never burden the library's own install. Writes peers.{json,svg,md} to bench/results/local/
 // (git-ignored), or with --save to bench/results/ (tracked, shown in the README).
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, mkdirSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const started = performance.now();
+const loadAtStart = os.loadavg();
 const log = (line) => process.stderr.write(`${line}\n`);
 
 /** Installs bench/peers' dependencies when any is missing or at another version; returns an error message or null. */
@@ -48,7 +51,8 @@ if (args.help) {
   --full                 1 s per task and every op on S4 (default: quick timing)
   --workloads=S1,S5      subset of ${WORKLOADS.map((w) => w.id).join(",")}
   --ops=train,infer      subset of ${OPS.map((o) => o.id).join(",")}
-  --impls=a,b            subset of simd-copy,simd-zero,tfjs-cpu,tfjs-wasm,ort-web,ort-node,torch (copy always runs)
+  --impls=a,b            subset of simd-copy,simd-zero,simd-zero-t<default threads>,tfjs-cpu,tfjs-wasm,ort-web,ort-node,torch,torch-t<cores>
+                         (copy always runs)
   --time=ms              time budget per task
   --save                 write bench/results/peers.* (tracked; a complete run only), not bench/results/local/
   --out=dir              where peers.{json,svg,md} go instead`);
@@ -61,19 +65,24 @@ const workloads = [...new Set(pairs.map((p) => p.w))];
 const outDir = resultsDir(args);
 mkdirSync(outDir, { recursive: true });
 
-const bn = await init({ backend: "simd" }).catch(() => init({ backend: "scalar" }));
+const bn = await init({ backend: "simd", threads: 1 }).catch(() => init({ backend: "scalar", threads: 1 }));
+// the default threads ('auto'): what `await init()` gives a user on this machine
+const bnDefault = await init({ backend: bn.backend });
+const defaultZero = bnDefault.threads > 1 ? { ...zeroCopyImpl(bnDefault, "#a50f15"), short: `${bn.backend} zero-copy ×${bnDefault.threads} (default)` } : null;
 const torchCheck = torchAvailable();
-const torch = torchCheck.ok ? torchImpl(outDir, "#6a3d9a") : null;
-if (!torch) log(`PyTorch: skipped (/usr/bin/python3 -c 'import torch, numpy' failed: ${torchCheck.error})`);
+const cores = os.cpus().length; // as Python's os.cpu_count()
+const torches = torchCheck.ok ? [torchImpl(outDir, "#6a3d9a", 1), ...(cores > 1 ? [torchImpl(outDir, "#3f007d", cores)] : [])] : [];
+if (!torches.length) log(`PyTorch: skipped (/usr/bin/python3 -c 'import torch, numpy' failed: ${torchCheck.error})`);
 
 const all = [
   copyingImpl(bn, "#fdae6b"),
   zeroCopyImpl(bn, "#d94801"),
+  ...(defaultZero ? [defaultZero] : []),
   tfjsImpl("cpu", "#bdbdbd"),
   tfjsImpl("wasm", "#737373"),
   ortImpl("web", "#9ecae1"),
   ortImpl("node", "#2171b5"),
-  ...(torch ? [torch] : []),
+  ...torches,
 ];
 const impls = args.impls ? all.filter((m) => args.impls.includes(m.id)) : all;
 const yardstick = copyYardstick(bn);
@@ -91,33 +100,35 @@ try {
     for (const { op } of pairs.filter((p) => p.w === w)) for (const impl of rest) await runner.measure(impl, w, op);
   }
 } finally {
-  torch?.close();
+  for (const t of torches) t.close();
 }
 
 const versions = {
-  "wasm-batchnorm": `${bn.backend} backend`,
+  "wasm-batchnorm": `${bn.backend} backend, 1 thread and the default ${bnDefault.threads}`,
   tfjs: impls.find((m) => m.id.startsWith("tfjs"))?.info?.version ?? null,
   "tfjs-backend-wasm flags": impls.find((m) => m.id === "tfjs-wasm")?.info?.flags ?? null,
   "onnxruntime-web": impls.find((m) => m.id === "ort-web")?.version ?? null,
   "onnxruntime-node": impls.find((m) => m.id === "ort-node")?.version ?? null,
-  torch: torch ? { version: torch.info.torch ?? null, threads: torch.info.threads ?? null, numpy: torch.info.numpy ?? null } : `skipped: ${torchCheck.error}`,
+  torch: torches.length
+    ? { version: torches[0].info.torch ?? null, threads: torches.map((t) => t.info.threads ?? null), numpy: torches[0].info.numpy ?? null }
+    : `skipped: ${torchCheck.error}`,
 };
 const layoutNote = [
   "Layouts: tfjs normalizes over the last axis (channels-last), so it runs on S5 (NHWC, S1's size) and S3 ([N, C]) only; ONNX BatchNormalization is channels-first, so onnxruntime runs on S1-S4 only.",
   "tfjs backward is tf.grads of moments + batchNorm (it recomputes the forward; tfjs has no standalone backward). onnxruntime has no backward. onnxruntime's training-mode running_var uses the biased batch variance (ONNX spec); it is checked against that.",
   "Copies: tfjs and onnxruntime take Float32Arrays and return Float32Arrays on every call, as our copying API does; PyTorch is timed inside Python on resident tensors (compare with our zero-copy API).",
   "Speed column: median of wasm-batchnorm's copying API / this median (above 1: faster than ours).",
-  ...(torch ? [] : [`PyTorch: skipped (${torchCheck.error}).`]),
+  ...(torches.length ? [] : [`PyTorch: skipped (${torchCheck.error}).`]),
 ].join(" ");
 
 const json = derive({
   kind: "peers",
   title: "wasm-batchnorm vs peers",
-  environment: { ...environment(), versions },
+  environment: { ...environment(loadAtStart), versions },
   settings: {
     mode: full ? "full" : "quick",
     timing,
-    threads: "one thread everywhere (tfjs-backend-wasm setThreadsCount(1), onnxruntime numThreads/intraOp/interOp 1, torch.set_num_threads(1))",
+    threads: `one thread (tfjs-backend-wasm setThreadsCount(1), onnxruntime numThreads/intraOp/interOp 1, torch.set_num_threads(1), wasm-batchnorm init({ threads: 1 })), except PyTorch ×${cores} (torch.set_num_threads(${cores}), one per core) and our zero-copy path on the default threads (init(): ${bnDefault.threads})`,
     baseline: `${bn.backend}-copy`,
     trafficDefinition: TRAFFIC_DEFINITION,
     toleranceDefinition: TOLERANCE_DEFINITION,

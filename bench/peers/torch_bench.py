@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch's CPU batch norm for `npm run bench:peers`, driven by bench/peers/run.mjs.
 
+Usage: torch_bench.py [threads]   (torch.set_num_threads(threads), default 1; interop threads stay 1)
+
 One JSON request per line on stdin, one JSON reply per line on stdout:
   {"cmd": "setup", "op": "train"|"infer"|"backward", "shape": [...], "layout": "channels-first"|"channels-last",
    "inputs": {"x": path, "dy": path, "weight": path, ...}, "outputs": dir}
@@ -13,7 +15,7 @@ One JSON request per line on stdin, one JSON reply per line on stdout:
   {"cmd": "quit"}
 The check against the reference happens in JavaScript between "setup" and "time": a wrong answer is never timed.
 
-Operations (one thread: torch.set_num_threads(1)):
+Operations (on `threads` intra-op threads):
   train     torch.nn.functional.batch_norm(x, running_mean, running_var, weight, bias, training=True, momentum=0.1, eps=1e-5)
   infer     the same with training=False
   backward  torch.autograd.grad of that training-mode call w.r.t. (x, weight, bias) given dy, with the forward
@@ -29,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-torch.set_num_threads(1)
+torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
 try:
     torch.set_num_interop_threads(1)
 except RuntimeError:
@@ -100,7 +102,7 @@ def setup(req):
     state["run"] = run
     files = {}
     for name, a in out.items():
-        path = os.path.join(req["outputs"], f"torch-out-{name}.tmp")
+        path = os.path.join(req["outputs"], f"torch{torch.get_num_threads()}-out-{name}.tmp")
         np.ascontiguousarray(a, dtype=np.float32).tofile(path)
         files[name] = path
     return {"ok": True, "outputs": files, "memoryFormat": "channels_last" if x.dim() > 2 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else "contiguous"}
