@@ -169,16 +169,13 @@ export class Engine {
     }
   }
 
-  /** Runs `fn` after every async call queued before it, alone on this backend's scratch. */
+  /**
+   * Runs `fn` after every async call queued before it, alone on this backend's scratch. From this
+   * call until `fn` settles, sync calls throw (assertIdle).
+   */
   serialize<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(async () => {
-      this.inFlight++;
-      try {
-        return await fn();
-      } finally {
-        this.inFlight--;
-      }
-    });
+    this.inFlight++;
+    const run = this.queue.then(fn).finally(() => this.inFlight--);
     this.queue = run.catch(() => undefined);
     return run;
   }
