@@ -4,10 +4,10 @@
 // scaled forms (data at 1e37, and 1e-30 with eps = 0) mixed with normal channels, and eval mode
 // (dx = dy * w * invstd through the normalize kernel, as the engine runs it); against float64
 // dx = w * invstd * (dy - sum(dy) / n - xhat * dweight / n).
-import { describe, expect, it } from "vitest";
+import { describe } from "vitest";
 import {
-  Arena, BUILDS, Checks, KernelTester, type Kind, type Loaded, affine, at, channel, channelOf, coefRow, coefStride, count, length, load,
-  loopSteps, mustScale, runAll, sizeCases, stats64, subRanges, tensor, withArena,
+  Arena, BUILDS, Checks, KernelTester, type Loaded, affine, at, channel, channelOf, coefRow, coefStride, count, elementwiseSuite, length,
+  loopSteps, mustScale, stats64, tensor, withArena,
 } from "./harness.js";
 import { maxAbs } from "../reference.js";
 
@@ -107,42 +107,5 @@ function both(make: () => DxTester, i: number): DxTester[] {
 }
 
 describe.each(BUILDS)("backward dx kernels, $label build", (build) => {
-  describe("channels-first", () => {
-    for (const [name, sizes] of sizeCases(ROW_STEPS)) {
-      it(`spatial ${name}`, async () => {
-        expect(await runAll(await load(build), sizes.flatMap((s) => both(() => tester().channelsFirst(2, 3, s), s)))).toEqual([]);
-      });
-    }
-
-    it("channel sub-ranges leave the other channels untouched", async () => {
-      const s = ROW_STEPS[0] + ROW_STEPS[1] + 1;
-      const cases = [...subRanges(7), [2, 5] as [number, number]].flatMap(([c0, c1], i) => both(() => tester().channelsFirst(2, 7, s).channels(c0, c1), i));
-      expect(await runAll(await load(build), cases)).toEqual([]);
-    });
-
-    it("unaligned x", async () => {
-      expect(await runAll(await load(build), [1, 2, 3].flatMap((m) => both(() => tester().channelsFirst(2, 3, 29).misalign(m), m)))).toEqual([]);
-    });
-  });
-
-  describe("channels-last", () => {
-    for (const [name, sizes] of sizeCases(LANES)) {
-      it(`channels ${name}`, async () => {
-        expect(await runAll(await load(build), sizes.flatMap((c) => both(() => tester().channelsLast(5, c), c)))).toEqual([]);
-      });
-    }
-
-    it("channel sub-ranges leave the other channels untouched", async () => {
-      const cases = [...subRanges(11), [3, 10] as [number, number]].flatMap(([c0, c1], i) => both(() => tester().channelsLast(7, 11).channels(c0, c1), i));
-      expect(await runAll(await load(build), cases)).toEqual([]);
-    });
-
-    it("scaled channels mixed with normal ones, in and out of the range", async () => {
-      const kinds: Kind[] = ["normal", "huge", "offset", "tiny", "normal", "wide"];
-      const cases = [[0, 9], [2, 3], [1, 8], [4, 9], [3, 4]].flatMap(([c0, c1], i) =>
-        [true, false].map((training) => tester().channelsLast(6, 9).channels(c0, c1).kinds(...kinds).eps(0).training(training).inplace(i % 2 === 0).seed(i)),
-      );
-      expect(await runAll(await load(build), cases)).toEqual([]);
-    });
-  });
+  elementwiseSuite(build, { rowSteps: ROW_STEPS, lanes: LANES, make: tester, variants: both, mixed: (make) => [make(), make().training(false)] });
 });

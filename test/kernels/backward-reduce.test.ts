@@ -104,7 +104,7 @@ describe.each(BUILDS)("backward reduce kernels, $label build", (build) => {
     }
 
     it("channel sub-ranges leave the other channels untouched", async () => {
-      const cases = [...subRanges(7), [2, 5] as [number, number]].map(([c0, c1], i) => tester().channelsFirst(2, 7, 11).channels(c0, c1).kinds(...DATA).seed(i));
+      const cases = subRanges(7).map(([c0, c1], i) => tester().channelsFirst(2, 7, 11).channels(c0, c1).kinds(...DATA).seed(i));
       expect(await runAll(await load(build), cases)).toEqual([]);
     });
 
@@ -140,7 +140,7 @@ describe.each(BUILDS)("backward reduce kernels, $label build", (build) => {
     }
 
     it("channel sub-ranges leave the other channels untouched", async () => {
-      const cases = [...subRanges(11), [3, 10] as [number, number]].map(([c0, c1], i) => tester().channelsLast(7, 11).channels(c0, c1).kinds(...DATA).seed(i));
+      const cases = subRanges(11).map(([c0, c1], i) => tester().channelsLast(7, 11).channels(c0, c1).kinds(...DATA).seed(i));
       expect(await runAll(await load(build), cases)).toEqual([]);
     });
 

@@ -113,7 +113,7 @@ describe.each(BUILDS)("forwardTrainChannelsFirst, $label build", (build) => {
   });
 
   it("channel sub-ranges leave the other channels untouched", async () => {
-    const cases = [...subRanges(7), [2, 5] as [number, number]].flatMap(([c0, c1], i) =>
+    const cases = subRanges(7).flatMap(([c0, c1], i) =>
       [false, true].map((inplace) => tester().channelsFirst(2, 7, 21).channels(c0, c1).group(2).inplace(inplace).seed(i).kinds("offset", "normal")),
     );
     expect(await runAll(await load(build), cases)).toEqual([]);

@@ -2,6 +2,7 @@
 // the kernel sources, XNNPACK's tail classes, a guarded arena that proves a kernel wrote nothing
 // outside what it may write, per-channel test data (normal to hostile), and the accuracy checks.
 import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
 import { fileURLToPath } from "node:url";
 import { instantiate, type BackendName, type Kernels } from "../../src/kernels.js";
 import type { WasmMemory } from "../../src/memory.js";
@@ -336,11 +337,15 @@ export class Checks {
 /** A half-open channel range as text. */
 export const range = (c0: number, c1: number): string => `[${c0}, ${c1})`;
 
-/** Channel sub-ranges of c channels worth testing: whole, each end trimmed, a middle slice, one channel. */
+/**
+ * Channel sub-ranges of c channels worth testing: whole, each end trimmed, both trimmed, one middle
+ * channel, and (c >= 5) two trimmed from each end, so a range starts and ends off a vector of 4.
+ */
 export function subRanges(c: number): [number, number][] {
   const out: [number, number][] = [[0, c]];
   if (c > 1) out.push([1, c], [0, c - 1]);
   if (c > 2) out.push([1, c - 1], [c >> 1, (c >> 1) + 1]);
+  if (c > 4) out.push([2, c - 2]);
   return out;
 }
 
@@ -477,4 +482,43 @@ export async function runAll(k: Loaded, testers: KernelTester[]): Promise<string
   const failures: string[] = [];
   for (const t of testers) failures.push(...(await t.test(k)));
   return failures;
+}
+
+/** Channels of the mixed channels-last case: scaled ones among normal ones, in and out of each range. */
+const MIXED: Kind[] = ["normal", "huge", "offset", "tiny", "normal", "wide"];
+
+/**
+ * The cases of an elementwise kernel pair (normalize, dx) on one build: channels-first spatial sizes
+ * in every tail class of the row loops `rowSteps`, channels-last channel counts in every tail class
+ * of `lanes`, few rows, channel sub-ranges and unaligned operands, each geometry expanded by
+ * `variants` (e.g. a normal and a scaled tester); and scaled channels mixed with normal ones in
+ * channels-last (eps = 0), expanded by `mixed`.
+ */
+export function elementwiseSuite<T extends KernelTester>(
+  build: (typeof BUILDS)[number],
+  o: { rowSteps: number[]; lanes: number[]; make: () => T; variants: (make: () => T, i: number) => T[]; mixed: (make: () => T) => T[] },
+): void {
+  const run = async (cases: T[]) => expect(await runAll(await load(build), cases)).toEqual([]);
+  describe("channels-first", () => {
+    for (const [name, sizes] of sizeCases(o.rowSteps)) {
+      it(`spatial ${name}`, () => run(sizes.flatMap((s) => o.variants(() => o.make().channelsFirst(2, 3, s), s))));
+    }
+    it("channel sub-ranges leave the other channels untouched", () => {
+      const s = o.rowSteps[0] + o.rowSteps[1] + 1;
+      return run(subRanges(7).flatMap(([c0, c1], i) => o.variants(() => o.make().channelsFirst(2, 7, s).channels(c0, c1), i)));
+    });
+    it("unaligned operands", () => run([1, 2, 3].flatMap((m) => o.variants(() => o.make().channelsFirst(2, 3, 2 * o.rowSteps[0] + 5).misalign(m), m))));
+  });
+  describe("channels-last", () => {
+    for (const [name, sizes] of sizeCases(o.lanes)) {
+      it(`channels ${name}`, () => run(sizes.flatMap((c) => o.variants(() => o.make().channelsLast(5, c), c))));
+    }
+    it("rows 1 to 3", () => run([1, 2, 3].flatMap((rows) => o.variants(() => o.make().channelsLast(rows, 6), rows))));
+    it("channel sub-ranges leave the other channels untouched", () =>
+      run(subRanges(11).flatMap(([c0, c1], i) => o.variants(() => o.make().channelsLast(7, 11).channels(c0, c1), i))));
+    it("scaled channels mixed with normal ones, in and out of the range", () =>
+      run([[0, 9], [2, 3], [1, 8], [4, 9], [3, 4]].flatMap(([c0, c1], i) =>
+        o.mixed(() => o.make().channelsLast(6, 9).channels(c0, c1).kinds(...MIXED).eps(0).inplace(i % 2 === 0).seed(i)),
+      )));
+  });
 }

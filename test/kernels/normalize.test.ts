@@ -3,10 +3,10 @@
 // (eq/div/lt/gt), channel sub-ranges, in place, batch (f64) and running (f32) statistics, with and
 // without affine parameters, and the scaled forms (data at 1e37 and 1e-30, eps = 0), mixed with
 // normal channels; against y = (x - mean) / sqrt(var + eps) * w + b in float64.
-import { describe, expect, it } from "vitest";
+import { describe } from "vitest";
 import {
-  Arena, BUILDS, Checks, KernelTester, type Kind, type Loaded, affine, channel, channelOf, coefRow, coefStride, length, load, loopSteps,
-  mustScale, normalized, runAll, sizeCases, stats64, subRanges, tensor, withArena,
+  Arena, BUILDS, Checks, KernelTester, type Loaded, affine, channel, channelOf, coefRow, coefStride, elementwiseSuite, length, loopSteps,
+  mustScale, normalized, stats64, tensor, withArena,
 } from "./harness.js";
 
 /** Row loops of the channels-first kernel in floats (SIMD 16 then 4, scalar 2, scaled 4, then 1). */
@@ -81,46 +81,5 @@ function both(make: () => NormalizeTester, i: number): NormalizeTester[] {
 }
 
 describe.each(BUILDS)("normalize kernels, $label build", (build) => {
-  describe("channels-first", () => {
-    for (const [name, sizes] of sizeCases(ROW_STEPS)) {
-      it(`spatial ${name}`, async () => {
-        expect(await runAll(await load(build), sizes.flatMap((s) => both(() => tester().channelsFirst(2, 3, s), s)))).toEqual([]);
-      });
-    }
-
-    it("channel sub-ranges leave the other channels untouched", async () => {
-      const s = ROW_STEPS[0] + ROW_STEPS[1] + 1;
-      const cases = [...subRanges(7), [2, 5] as [number, number]].flatMap(([c0, c1], i) => both(() => tester().channelsFirst(2, 7, s).channels(c0, c1), i));
-      expect(await runAll(await load(build), cases)).toEqual([]);
-    });
-
-    it("unaligned x and y", async () => {
-      expect(await runAll(await load(build), [1, 2, 3].flatMap((m) => both(() => tester().channelsFirst(2, 3, 37).misalign(m), m)))).toEqual([]);
-    });
-  });
-
-  describe("channels-last", () => {
-    for (const [name, sizes] of sizeCases(LANES)) {
-      it(`channels ${name}`, async () => {
-        expect(await runAll(await load(build), sizes.flatMap((c) => both(() => tester().channelsLast(5, c), c)))).toEqual([]);
-      });
-    }
-
-    it("rows 1 to 3", async () => {
-      expect(await runAll(await load(build), [1, 2, 3].flatMap((rows) => both(() => tester().channelsLast(rows, 6), rows)))).toEqual([]);
-    });
-
-    it("channel sub-ranges leave the other channels untouched", async () => {
-      const cases = [...subRanges(11), [3, 10] as [number, number]].flatMap(([c0, c1], i) => both(() => tester().channelsLast(7, 11).channels(c0, c1), i));
-      expect(await runAll(await load(build), cases)).toEqual([]);
-    });
-
-    it("scaled channels mixed with normal ones, in and out of the range", async () => {
-      const kinds: Kind[] = ["normal", "huge", "offset", "tiny", "normal", "wide"];
-      const cases = [[0, 9], [2, 3], [1, 8], [4, 9], [3, 4]].map(([c0, c1], i) =>
-        tester().channelsLast(6, 9).channels(c0, c1).kinds(...kinds).eps(0).inplace(i % 2 === 0).seed(i),
-      );
-      expect(await runAll(await load(build), cases)).toEqual([]);
-    });
-  });
+  elementwiseSuite(build, { rowSteps: ROW_STEPS, lanes: LANES, make: tester, variants: both, mixed: (make) => [make()] });
 });

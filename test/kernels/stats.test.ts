@@ -88,7 +88,7 @@ describe.each(BUILDS)("stats kernels, $label build", (build) => {
 
     it("channel sub-ranges leave the other channels untouched", async () => {
       const s = ROW_STEPS[0] + ROW_STEPS[1] + 1;
-      const cases = [...subRanges(7), [2, 5] as [number, number]].flatMap(([c0, c1]) =>
+      const cases = subRanges(7).flatMap(([c0, c1]) =>
         [false, true].map((total) => tester().channelsFirst(3, 7, s).channels(c0, c1).total(total).kinds("normal", "offset")),
       );
       expect(await runAll(await load(build), cases)).toEqual([]);
@@ -140,7 +140,7 @@ describe.each(BUILDS)("stats kernels, $label build", (build) => {
     });
 
     it("channel sub-ranges leave the other channels untouched", async () => {
-      const cases = [...subRanges(11), [3, 10] as [number, number]].flatMap(([c0, c1]) =>
+      const cases = subRanges(11).flatMap(([c0, c1]) =>
         [false, true].map((total) => tester().channelsLast(23, 11).channels(c0, c1).total(total).kinds("normal", "offset")),
       );
       expect(await runAll(await load(build), cases)).toEqual([]);
