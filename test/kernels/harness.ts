@@ -223,7 +223,7 @@ export type Kind = "normal" | "offset" | "pilot-miss" | "huge" | "wide" | "tiny"
  * variance: a mean past 2^100 ("huge"; "wide" when its count is odd), or a coefficient past 2^-100
  * ("wide") or 2^100 ("tiny" with eps = 0, unless one value makes invstd infinite).
  */
-export function mustScale(kind: Kind, eps: number, variance: number): boolean {
+function mustScale(kind: Kind, eps: number, variance: number): boolean {
   return kind === "huge" || kind === "wide" || (kind === "tiny" && eps === 0 && variance > 0);
 }
 
@@ -466,6 +466,20 @@ export abstract class KernelTester {
   protected inRange(ch: number): boolean {
     const [c0, c1] = this.range;
     return ch >= c0 && ch < c1;
+  }
+
+  /**
+   * Fails each channel of the range whose coefficient block (`block`, as read back) does not take
+   * the form its kind calls for (see mustScale), so a case exercises the form it claims to.
+   */
+  protected checkForms(checks: Checks, block: ArrayLike<number>, variance: ArrayLike<number>): void {
+    const [c0, c1] = this.range;
+    const row = coefRow("S") * coefStride(this.g.c);
+    for (let ch = c0; ch < c1; ch++) {
+      const kind = this.kindList[ch % this.kindList.length];
+      const scaled = block[row + ch] !== 1, want = mustScale(kind, this.epsValue, variance[ch]);
+      if (scaled !== want) checks.fail(`channel ${ch} (${kind}) scaled=${scaled}, expected ${want}`);
+    }
   }
 
   /** The case, for failure messages. */
