@@ -1,7 +1,7 @@
 // Direct tests of backwardDxChannelsFirst and backwardDxChannelsLast on every build, with blocks from
 // splitMeans + backwardCoefficients: spatial sizes from the kernel's row loops and channel counts
 // from its lanes (eq/div/lt/gt), channel sub-ranges, in place (dx = dy), with and without weight, the
-// scaled forms (data at 1e37, and 1e-30 with eps = 0) mixed with normal channels, and eval mode
+// scaled forms (data at 1e37, +-1e38, and 1e-30 with eps = 0) mixed with normal channels, eval mode
 // (dx = dy * w * invstd through the normalize kernel, as the engine runs it); against float64
 // dx = w * invstd * (dy - sum(dy) / n - xhat * dweight / n).
 import { describe } from "vitest";

@@ -1,7 +1,7 @@
 // Direct tests of normalizeChannelsFirst and normalizeChannelsLast on every build, with blocks from
 // forwardCoefficients: spatial sizes from the kernel's row loops and channel counts from its lanes
 // (eq/div/lt/gt), channel sub-ranges, in place, batch (f64) and running (f32) statistics, with and
-// without affine parameters, and the scaled forms (data at 1e37 and 1e-30, eps = 0), mixed with
+// without affine parameters, and the scaled forms (data at 1e37, +-1e38, and 1e-30 with eps = 0), mixed with
 // normal channels; against y = (x - mean) / sqrt(var + eps) * w + b in float64.
 import { describe } from "vitest";
 import {
