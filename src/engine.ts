@@ -5,7 +5,7 @@
 // nothing here checks arguments.
 //
 // A pass is a generator that yields one job per part (the kernel calls of one thread) and resumes
-// when they are done, so the same code runs synchronously (drive) and asynchronously (driveAsync);
+// when they are done, so the same code runs synchronously (run) and asynchronously (runAsync);
 // the executor decides where the jobs run. Parts split a block by channel where they can, writing
 // disjoint channels of the shared rows (bit-identical to one thread), and otherwise by rows (or
 // images), each into its own partial rows, merged in a fixed order (the same bits on every run for a
@@ -125,8 +125,9 @@ export interface Running {
   variance: Tensor;
 }
 
-/** A pass: yields one job per part, resumes when they are done, returns its result. */
-type Pass<T> = Generator<Job[], T, void>;
+/** Steps of a pass or an API call: yield one job per part, resume when they are done, return the result. */
+export type Steps<T> = Generator<Job[], T, void>;
+type Pass<T> = Steps<T>;
 
 export class Engine {
   /**
@@ -149,6 +150,8 @@ export class Engine {
   /** Async calls run one at a time, in order; a sync call meanwhile throws. */
   private queue: Promise<unknown> = Promise.resolve();
   private inFlight = 0;
+  /** Set while runAsync drives steps: passes then split for the workers only. */
+  private asyncMode = false;
 
   constructor(
     readonly name: BackendName,
@@ -163,22 +166,19 @@ export class Engine {
   }
 
   /** Throws if an async call is in flight: sync calls would share its scratch. */
-  assertIdle(what: string): void {
+  private assertIdle(what: string): void {
     if (this.inFlight) {
       throw new Error(`${what}: an async call is in flight on this backend; await it first (or use another backend from init())`);
     }
   }
 
-  /** Runs `fn` after every async call queued before it, alone on this backend's scratch. */
-  serialize<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(async () => {
-      this.inFlight++;
-      try {
-        return await fn();
-      } finally {
-        this.inFlight--;
-      }
-    });
+  /**
+   * Runs `fn` after every async call queued before it, alone on this backend's scratch. From this
+   * call until `fn` settles, sync calls throw (assertIdle).
+   */
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    this.inFlight++;
+    const run = this.queue.then(fn).finally(() => this.inFlight--);
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -222,8 +222,41 @@ export class Engine {
     return t instanceof WasmTensor ? t.ptr : t;
   }
 
-  // Each pass runs synchronously (the parts split over the caller and the pool where the caller may
-  // block) or asynchronously (the parts on the pool's workers).
+  // Passes are generators (Steps) that yield one job per part. `run` drives a caller's steps
+  // synchronously (the parts split over the caller and the pool where the caller may block);
+  // `runAsync` drives them on the pool's workers, after every async call queued before, and never
+  // blocks the caller. The API functions are themselves steps (validate, yield* a pass, finish), so
+  // sync and async calls share every line.
+
+  /** Runs `steps` synchronously; throws if an async call is in flight (it would share the scratch). */
+  run<T>(what: string, steps: Steps<T>): T {
+    this.assertIdle(what);
+    for (let step = steps.next(); ; step = steps.next()) {
+      if (step.done) return step.value;
+      this.executor.run(step.value);
+    }
+  }
+
+  /** Runs the steps `make()` returns on the pool's workers, after every async call queued before. */
+  runAsync<T>(make: () => Steps<T>): Promise<T> {
+    return this.serialize(async () => {
+      this.asyncMode = true;
+      try {
+        const steps = make();
+        for (let step = steps.next(); ; step = steps.next()) {
+          if (step.done) return step.value;
+          await this.executor.runAsync(step.value);
+        }
+      } finally {
+        this.asyncMode = false;
+      }
+    });
+  }
+
+  /** Parts for a pass over `bytes` of data in the current mode. */
+  private parts(bytes: number): number {
+    return this.asyncMode ? this.executor.partsAsync(bytes) : this.executor.parts(bytes);
+  }
 
   /**
    * Forward pass from `x` to `y` (y may be x). With `batchStats` the statistics come from the batch
@@ -234,26 +267,13 @@ export class Engine {
   forward(
     x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Tensor | null, bias: Tensor | null, eps: number,
     batchStats: boolean, running: Running | null, factor: number | null,
-  ): void {
-    this.drive(this.forwardPass(x, y, g, sc, weight, bias, eps, batchStats, running, factor, this.executor.parts(g.length * 4)));
-  }
-
-  /** forward, never blocking the caller. */
-  forwardAsync(
-    x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Tensor | null, bias: Tensor | null, eps: number,
-    batchStats: boolean, running: Running | null, factor: number | null,
-  ): Promise<void> {
-    return this.driveAsync(this.forwardPass(x, y, g, sc, weight, bias, eps, batchStats, running, factor, this.executor.partsAsync(g.length * 4)));
+  ): Steps<void> {
+    return this.forwardPass(x, y, g, sc, weight, bias, eps, batchStats, running, factor, this.parts(g.length * 4));
   }
 
   /** Batch mean and biased variance into the scratch mean/variance rows; `exact` sums in f64 throughout. */
-  batchStats(x: Operand, g: Geometry, sc: Scratch, exact: boolean): void {
-    this.drive(this.statsPass(x, g, sc, exact, this.executor.parts(g.length * 4)));
-  }
-
-  /** batchStats, never blocking the caller. */
-  batchStatsAsync(x: Operand, g: Geometry, sc: Scratch, exact: boolean): Promise<void> {
-    return this.driveAsync(this.statsPass(x, g, sc, exact, this.executor.partsAsync(g.length * 4)));
+  batchStats(x: Operand, g: Geometry, sc: Scratch, exact: boolean): Steps<void> {
+    return this.statsPass(x, g, sc, exact, this.parts(g.length * 4));
   }
 
   /**
@@ -264,30 +284,8 @@ export class Engine {
   backward(
     dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Tensor | null, mean: Float64Array,
     invstd: Float64Array, training: boolean,
-  ): { dweight: Float32Array; dbias: Float32Array } {
-    return this.drive(this.backwardPass(dy, x, dx, g, sc, weight, mean, invstd, training, this.executor.parts(g.length * 4)));
-  }
-
-  /** backward, never blocking the caller. */
-  backwardAsync(
-    dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Tensor | null, mean: Float64Array,
-    invstd: Float64Array, training: boolean,
-  ): Promise<{ dweight: Float32Array; dbias: Float32Array }> {
-    return this.driveAsync(this.backwardPass(dy, x, dx, g, sc, weight, mean, invstd, training, this.executor.partsAsync(g.length * 4)));
-  }
-
-  private drive<T>(pass: Pass<T>): T {
-    for (let step = pass.next(); ; step = pass.next()) {
-      if (step.done) return step.value;
-      this.executor.run(step.value);
-    }
-  }
-
-  private async driveAsync<T>(pass: Pass<T>): Promise<T> {
-    for (let step = pass.next(); ; step = pass.next()) {
-      if (step.done) return step.value;
-      await this.executor.runAsync(step.value);
-    }
+  ): Steps<{ dweight: Float32Array; dbias: Float32Array }> {
+    return this.backwardPass(dy, x, dx, g, sc, weight, mean, invstd, training, this.parts(g.length * 4));
   }
 
   private *forwardPass(

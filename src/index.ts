@@ -6,7 +6,8 @@
 //
 // init() loads the embedded wasm once per backend; everything else is synchronous.
 import {
-  batchNorm, batchNormBackward, BatchNormOptions, BatchNormResult, BatchNormBackwardOptions, BatchNormBackwardResult,
+  batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, BatchNormOptions, BatchNormResult, BatchNormBackwardOptions,
+  BatchNormBackwardResult,
 } from "./batchnorm.js";
 import { Engine } from "./engine.js";
 import { Executor } from "./executor.js";
@@ -109,6 +110,20 @@ export class Backend {
     return batchNormBackward(this.engine, dy, x, options);
   }
 
+  /**
+   * batchNorm without blocking the caller: the work runs on this backend's worker threads (on the
+   * calling thread where there are none, see `threads`). Calls on one backend run one at a time in
+   * the order made; a sync call while one is pending throws. Leave the inputs unchanged until it resolves.
+   */
+  batchNormAsync(x: Float32Array | WasmTensor, options: BatchNormOptions): Promise<BatchNormResult> {
+    return batchNormAsync(this.engine, x, options);
+  }
+
+  /** batchNormBackward without blocking the caller (as batchNormAsync). */
+  batchNormBackwardAsync(dy: Float32Array | WasmTensor, x: Float32Array | WasmTensor, options: BatchNormBackwardOptions): Promise<BatchNormBackwardResult> {
+    return batchNormBackwardAsync(this.engine, dy, x, options);
+  }
+
   /** A zero-filled tensor of `length` floats in this backend's wasm memory; `free()` it when done. */
   alloc(length: number): WasmTensor {
     if (!Number.isSafeInteger(length) || length < 0) {
@@ -134,9 +149,15 @@ export class Backend {
 
 const loaded = new Map<string, Promise<Backend>>();
 
-/** Instantiates a build and, for `threads` > 1 where shared memory is available, starts its pool. */
+/**
+ * Instantiates a build. Where shared memory and workers are available, that is the threaded build on
+ * a shared memory with a pool of `threads` workers: sync calls use the caller and threads - 1 of them,
+ * async calls run on the workers (so even 1 thread never blocks the caller). Elsewhere the plain build,
+ * 1 thread, and async calls run on the calling thread.
+ */
 async function load(name: BackendName, threads: number): Promise<Backend> {
-  if (threads > 1 && !threadsAvailable()) {
+  const threaded = threadsAvailable();
+  if (threads > 1 && !threaded) {
     if (!warnedNoThreads) {
       warnedNoThreads = true;
       console.warn(
@@ -146,7 +167,6 @@ async function load(name: BackendName, threads: number): Promise<Backend> {
     }
     threads = 1;
   }
-  const threaded = threads > 1;
   const { module, kernels, memory } = await instantiate(name, threaded);
   const pool = threaded ? await Pool.start(module, memory.memory, threads) : null;
   return new Backend(new Engine(name, kernels, memory, new Executor(kernels, module, pool, threads)));

@@ -17,7 +17,7 @@ export interface Kernels {
   ): void;
   /** f64 mean and biased variance, and sum(x) in `total` unless it is 0. */
   statsChannelsLast(
-    x: number, rows: number, c: number, c0: number, c1: number, mean: number, variance: number, total: number, shift: number, exact: number,
+    x: number, rows: number, c: number, c0: number, c1: number, mean: number, variance: number, total: number, work: number, exact: number,
   ): void;
   forwardCoefficients(
     c: number, c0: number, c1: number, mean: number, variance: number, f32Stats: number, eps: number, weight: number, bias: number,

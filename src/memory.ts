@@ -8,7 +8,6 @@
 const PAGE = 65536;
 const MAX_PAGES = 65536; // wasm32: 4 GiB
 const INITIAL_PAGES = 256; // 16 MiB
-const SHARED_INITIAL_PAGES = 1024; // 64 MiB
 const ALIGN = 64; // cache line; also keeps v128 and f64 accesses aligned
 
 interface Block {
@@ -30,11 +29,12 @@ export class WasmMemory {
   private current: ArrayBufferLike;
 
   /**
-   * `shared`: a shared memory for the worker pool (threaded builds), pre-sized to 64 MiB so that it
-   * rarely grows; growing it never detaches views, but `memory.buffer` then returns a longer buffer.
+   * `shared`: a shared memory for the worker pool (threaded builds). It starts at the same 16 MiB and
+   * grows the same way; growing it never detaches views (old ones keep their old length), and the
+   * workers' instances see the new size at once.
    */
   constructor(readonly shared = false) {
-    this.memory = new WebAssembly.Memory({ initial: shared ? SHARED_INITIAL_PAGES : INITIAL_PAGES, maximum: MAX_PAGES, shared });
+    this.memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES, shared });
     this.current = this.memory.buffer;
   }
 
