@@ -411,8 +411,8 @@ export function svg(json, o = {}) {
 }
 
 const OP_COLORS = { train: "#d94801", infer: "#2171b5", backward: "#2e7d32" };
-/** Line dash per implementation kind: zero-copy solid, copying dashed, async dotted. */
-const dashOf = (id) => (id.endsWith("-async") ? "1.5 3" : id.includes("-copy") ? "6 3" : null);
+/** Line dash per API: zero-copy solid, copying dashed. */
+const dashOf = (id) => (id.includes("-copy") ? "6 3" : null);
 
 /**
  * Speed-up against threads: one panel per workload (small multiples), x = threads (log2 spacing),

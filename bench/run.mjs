@@ -144,12 +144,13 @@ const parsed = wasmIds.map((id) => {
   const [, name, api, t, async] = LIBRARY_ID.exec(id);
   return { id, name, api, threads: Number(t ?? 1), async: Boolean(async) };
 });
-// one group per backend, API and sync/async that has a threaded implementation: its 1-thread twin first
-const groupKeys = [...new Set(parsed.filter((p) => p.threads > 1).map((p) => libraryId(p.name, p.api, 1, p.async)))]
-  .sort((a, b) => Number(a.endsWith("-async")) - Number(b.endsWith("-async")) || Number(a.includes("-copy")) - Number(b.includes("-copy")));
+// one group per backend and API that has a threaded sync implementation, its 1-thread twin first
+// (async implementations are measured against their sync twins below)
+const groupKeys = [...new Set(parsed.filter((p) => p.threads > 1 && !p.async).map((p) => libraryId(p.name, p.api, 1, false)))]
+  .sort((a, b) => Number(a.includes("-copy")) - Number(b.includes("-copy")));
 const threadGroups = [];
 for (const key of groupKeys) {
-  const members = parsed.filter((p) => p.threads > 1 && libraryId(p.name, p.api, 1, p.async) === key).sort((a, b) => a.threads - b.threads);
+  const members = parsed.filter((p) => p.threads > 1 && !p.async && libraryId(p.name, p.api, 1, false) === key).sort((a, b) => a.threads - b.threads);
   const impls = [await implFor(key), ...(await Promise.all(members.map((p) => implFor(p.id))))];
   const missing = impls.find((m) => !m.prepare);
   if (missing) log(`threads ${key}: skipped, ${missing.supports()}`);
@@ -208,7 +209,7 @@ const threadsResult = {
 
 async function enginePath(bn, w, op, z) {
   const engine = bn.engine;
-  if (!engine || typeof engine.forward !== "function" || typeof engine.backward !== "function" || typeof engine.scratch !== "function") {
+  if (!engine || ["forward", "backward", "scratch", "run"].some((f) => typeof engine[f] !== "function")) {
     return { reason: "Backend.engine (internal) not found" };
   }
   let geometry;
@@ -223,11 +224,11 @@ async function enginePath(bn, w, op, z) {
   if (op === "backward") {
     const mean64 = Float64Array.from(t.mean.data);
     const invstd64 = Float64Array.from(t.invstd.data);
-    fn = () => engine.backward(t.dy.ptr, t.x.ptr, t.out.ptr, g, engine.scratch(g.c), t.weight, mean64, invstd64, true);
+    fn = () => engine.run("bench", engine.backward(t.dy.ptr, t.x.ptr, t.out.ptr, g, engine.scratch(g.c), t.weight, mean64, invstd64, true));
   } else {
     const running = { mean: t.runningMean, variance: t.runningVar };
     const train = op === "train";
-    fn = () => engine.forward(t.x.ptr, t.out.ptr, g, engine.scratch(g.c), t.weight, t.bias, EPS, train, running, train ? MOMENTUM : null);
+    fn = () => engine.run("bench", engine.forward(t.x.ptr, t.out.ptr, g, engine.scratch(g.c), t.weight, t.bias, EPS, train, running, train ? MOMENTUM : null));
   }
   try {
     t.out.data.fill(0);
