@@ -207,7 +207,7 @@ function threadsRows(json) {
 /** The paragraph above the threads tables. */
 function threadsIntro(json) {
   const th = json.threads;
-  return `Threads: the same call on backends with ${th.counts.map(plural).join(", ")} (init({ threads })), ${th.cores} cores; ${th.counts.slice(1).map((t) => `${t}T`).join(", ")} / 1T = 1-thread time / T-thread time (above 1: faster), paired: ${th.timing.rounds} rounds of interleaved batches of ~${th.timing.targetMs} ms, median per call, quartiles of the per-round ratios in brackets. Every output checked against the float64 reference first.${th.splitBytes ? ` Tensors under ${th.splitBytes / 1024} KiB stay on one thread (Executor.splitBytes), so the tiny call runs there on every backend.` : ""} Load average (1, 5, 15 min) ${fmtLoad(th.loadAverage.before)} before, ${fmtLoad(th.loadAverage.after)} after.`;
+  return `Threads: the same call on backends with ${th.counts.map(plural).join(", ")} (init({ threads })), ${th.cores} cores; ${th.counts.slice(1).map((t) => `${t}T`).join(", ")} / 1T = 1-thread time / T-thread time (above 1: faster), paired: ${th.timing.rounds} rounds of interleaved batches of ~${th.timing.targetMs} ms; the times are medians per call, the ratio the median of the per-round ratios, with their quartiles in brackets. Every output checked against the float64 reference first.${th.splitBytes ? ` Tensors under ${th.splitBytes / 1024} KiB stay on one thread (Executor.splitBytes), so the tiny call runs there on every backend.` : ""} Load average (1, 5, 15 min) ${fmtLoad(th.loadAverage.before)} before, ${fmtLoad(th.loadAverage.after)} after.`;
 }
 
 /** The async-vs-sync, ticker and bandwidth tables as { title, header, rows, note } for console and markdown. */

@@ -137,7 +137,7 @@ for (const w of workloads) {
 // op (quick runs too) plus the tiny [2, 64] call, paired in interleaved batches; the async API
 // against the sync one on S1; a 1 ms ticker while twenty async S1 calls run; copy bandwidth.
 
-const threadTiming = full ? { rounds: 101, targetMs: 10 } : { rounds: 30, targetMs: 4 };
+const threadTiming = full ? { rounds: 101, targetMs: 10 } : { rounds: 40, targetMs: 4 };
 const threadPairs = [...plan({ workloads: workloadIds, ops: opIds, quick: false }), ...(args.workloads ? [] : opIds.map((op) => ({ w: TINY, op })))];
 const libraryId = (name, api, threads, async) => `${name}-${api}${threads > 1 ? `-t${threads}` : ""}${async ? "-async" : ""}`;
 const parsed = wasmIds.map((id) => {

@@ -53,13 +53,17 @@ export async function paired(impls, w, op, { rounds, targetMs }) {
   }
 }
 
-/** Quartiles of the per-round ratios a[r] / b[r] (adjacent batches): the spread of a paired ratio. */
+/**
+ * Quartiles of the per-round ratios a[r] / b[r] (adjacent batches): the median is the paired ratio
+ * (robust to a round that a burst of load hit on one side only), q1 and q3 its spread.
+ */
 const ratioQuartiles = (a, b) => quartiles(a.map((x, r) => x / b[r]));
 
 /**
  * Speed-up of each threaded Impl over its one-thread twin, per (workload, op): `groups` holds Impls
  * of one backend and API, the first on 1 thread. A row per group and pair: { workload, op, impl
- * (the 1-thread id), label, threads, ms, speedup, speedupQuartiles, errors (of the check), target }.
+ * (the 1-thread id), label, threads, ms (median per call), speedup (median of the per-round ratios
+ * 1T / TT), speedupQuartiles, errors (of the check), target }.
  * @param {import('./harness.js').Impl[][]} groups
  * @param {{ w: import('./workloads.js').Workload, op: string }[]} pairs
  * @param {{ rounds: number, targetMs: number, log: (line: string) => void }} o
@@ -76,12 +80,8 @@ export async function threadScaling(groups, pairs, { rounds, targetMs, log }) {
         row.reason = r.reason;
         log(`threads ${w.id} ${op} ${impls[0].id}: ${r.status.toUpperCase()}, not timed: ${r.reason}`);
       } else {
-        Object.assign(row, {
-          ms: r.ms,
-          errors: r.errors,
-          speedup: r.ms.map((m) => r.ms[0] / m),
-          speedupQuartiles: r.perRound.map((times) => ratioQuartiles(r.perRound[0], times)),
-        });
+        const speedupQuartiles = r.perRound.map((times) => ratioQuartiles(r.perRound[0], times));
+        Object.assign(row, { ms: r.ms, errors: r.errors, speedup: speedupQuartiles.map((q) => q[1]), speedupQuartiles });
         log(`threads ${w.id} ${op} ${impls[0].id}: ${row.threads.map((t, i) => `${t}T ${r.ms[i].toFixed(4)} ms`).join(", ")}; ${row.threads.slice(1).map((t, i) => `${t}T/1T ${row.speedup[i + 1].toFixed(2)}x`).join(", ")}`);
       }
       rows.push(row);
@@ -104,7 +104,10 @@ export async function asyncOverSync(twins, pairs, { rounds, targetMs, log }) {
       const r = await paired([sync, async], w, op, { rounds, targetMs });
       const row = { workload: w.id, op, sync: sync.id, async: async.id, threads: sync.threads, status: r.status, target: ASYNC_TARGET };
       if (r.status !== "ok") row.reason = r.reason;
-      else Object.assign(row, { syncMs: r.ms[0], asyncMs: r.ms[1], ratio: r.ms[1] / r.ms[0], ratioQuartiles: ratioQuartiles(r.perRound[1], r.perRound[0]) });
+      else {
+        const q = ratioQuartiles(r.perRound[1], r.perRound[0]);
+        Object.assign(row, { syncMs: r.ms[0], asyncMs: r.ms[1], ratio: q[1], ratioQuartiles: q });
+      }
       log(`async ${w.id} ${op} ${async.id}: ${r.status === "ok" ? `sync ${row.syncMs.toFixed(3)} ms, async ${row.asyncMs.toFixed(3)} ms, ${row.ratio.toFixed(3)}x` : `${r.status.toUpperCase()}: ${r.reason}`}`);
       rows.push(row);
     }
