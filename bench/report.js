@@ -207,7 +207,7 @@ function threadsRows(json) {
 /** The paragraph above the threads tables. */
 function threadsIntro(json) {
   const th = json.threads;
-  return `Threads: the same call on backends with ${th.counts.map(plural).join(", ")} (init({ threads })), ${th.cores} cores; ${th.counts.slice(1).map((t) => `${t}T`).join(", ")} / 1T = 1-thread time / T-thread time (above 1: faster), paired: ${th.timing.rounds} rounds of interleaved batches of ~${th.timing.targetMs} ms; the times are medians per call, the ratio the median of the per-round ratios, with their quartiles in brackets. Every output checked against the float64 reference first.${th.splitBytes ? ` Tensors under ${th.splitBytes / 1024} KiB stay on one thread (Executor.splitBytes), so the tiny call runs there on every backend.` : ""} Load average (1, 5, 15 min) ${fmtLoad(th.loadAverage.before)} before, ${fmtLoad(th.loadAverage.after)} after.`;
+  return `Threads: the same call on backends with ${th.counts.map(plural).join(", ")} (init({ threads })), ${th.cores} cores; ${th.counts.slice(1).map((t) => `${t}T`).join(", ")} / 1T = 1-thread time / T-thread time (above 1: faster), paired: ${th.timing.rounds} rounds of interleaved batches of ~${th.timing.targetMs} ms; the times are medians per call, the ratio the median of the per-round ratios, with their quartiles in brackets. Every output checked against the float64 reference first.${th.splitBytes ? ` Tensors under ${th.splitBytes / 1024} KiB stay on one thread (Executor.splitBytes), so the tiny call runs there on every backend.` : ""} Load average (1, 5, 15 min) ${fmtLoad(th.loadAverage.before)} before, ${fmtLoad(th.loadAverage.after)} after${th.cpu ? `; while these rows ran, cores busy on average with this process ${th.cpu.ownCores.toFixed(2)}, with other processes ${th.cpu.otherCores.toFixed(2)}${th.cpu.stolenCores == null ? "" : `, stolen by the hypervisor ${th.cpu.stolenCores.toFixed(2)}`}` : ""}.`;
 }
 
 /** The async-vs-sync, ticker and bandwidth tables as { title, header, rows, note } for console and markdown. */
@@ -467,7 +467,7 @@ export function threadsSvg(json) {
   s.push(`<text x="${left}" y="20" font-size="15" font-weight="600">${esc(json.title)}: speed-up against threads (higher is better)</text>`);
   s.push(
     `<text x="${left}" y="37" fill="#555">${esc(`${env.cpu} · ${th.cores} cores · Node ${env.node} · ${json.settings.mode} run · ${env.date.slice(0, 16).replace("T", " ")} UTC${env.commit ? ` · commit ${env.commit}${env.dirty ? "+changes" : ""}` : ""}`)}</text>`,
-    `<text x="${left}" y="52" fill="#555">${esc(`load average (1, 5, 15 min) ${fmtLoad(th.loadAverage.before)} before the threads rows, ${fmtLoad(th.loadAverage.after)} after`)}</text>`,
+    `<text x="${left}" y="52" fill="#555">${esc(`load average (1, 5, 15 min) ${fmtLoad(th.loadAverage.before)} before the threads rows, ${fmtLoad(th.loadAverage.after)} after${th.cpu ? `; cores busy meanwhile with other processes ${th.cpu.otherCores.toFixed(2)}${th.cpu.stolenCores == null ? "" : `, stolen ${th.cpu.stolenCores.toFixed(2)}`}` : ""}`)}</text>`,
   );
   for (const { style, text, x, y } of legend) s.push(`<line x1="${x}" x2="${x + 20}" y1="${y}" y2="${y}" ${style}/><text x="${x + 26}" y="${y + 4}">${esc(text)}</text>`);
 

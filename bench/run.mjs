@@ -19,7 +19,7 @@ import { copyBandwidth } from "./bandwidth.js";
 import { FULL, PRISTINE_NOTE, QUICK, Runner, exposeGc, interleaved, median, parseArgs, plan, quartiles, resultsDir } from "./harness.js";
 import { copyYardstick, copyingImpl, jsNaive, jsTuned, zeroCopyImpl, zeroCopySetup } from "./impls.js";
 import { consoleTable, derive, environment, fmtTime, writeResults } from "./report.js";
-import { ASYNC_TARGET, THREAD_TARGETS, TICKER_TARGET_MS, asyncOverSync, threadCounts, threadScaling, tickerRows } from "./threads.js";
+import { ASYNC_TARGET, THREAD_TARGETS, TICKER_TARGET_MS, asyncOverSync, cpuMeter, threadCounts, threadScaling, tickerRows } from "./threads.js";
 import {
   EPS, MOMENTUM, OPS, TINY, TOLERANCE_DEFINITION, TRAFFIC_DEFINITION, WORKLOADS, bytesOf, channelsOf, check, countOf, lengthOf,
   workload as workloadById,
@@ -157,7 +157,10 @@ for (const key of groupKeys) {
   else threadGroups.push(impls);
 }
 const loadBeforeThreads = os.loadavg();
+const cpu = cpuMeter();
 const scaling = await threadScaling(threadGroups, threadPairs, { ...threadTiming, log });
+const cpuDuringScaling = cpu();
+log(`threads rows: cores busy on average with this process ${cpuDuringScaling.ownCores.toFixed(2)}, other processes ${cpuDuringScaling.otherCores.toFixed(2)}, stolen by the hypervisor ${cpuDuringScaling.stolenCores?.toFixed(2) ?? "n/a"}`);
 
 const asyncIds = parsed.filter((p) => p.async);
 const workloadS1 = workloads.find((w) => w.id === "S1");
@@ -189,6 +192,7 @@ const threadsResult = {
   timing: threadTiming,
   splitBytes,
   loadAverage: { before: loadBeforeThreads, after: os.loadavg() },
+  cpu: cpuDuringScaling,
   targets: THREAD_TARGETS,
   rows: scaling,
   async: { target: ASYNC_TARGET, rows: asyncRows, note: hasAsync ? null : "not measured: this build has no async API (bn.batchNormAsync)" },

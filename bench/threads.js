@@ -2,6 +2,7 @@
 // timed in interleaved batches so that T threads over 1 is a paired ratio (drift in the machine's
 // load hits both sides alike); the async API against the sync one; and how late a 1 ms ticker runs
 // on the event loop while async calls run. Rendering is in bench/report.js.
+import { readFileSync } from "node:fs";
 import os from "node:os";
 import { interleaved, median, quartiles } from "./harness.js";
 import { check } from "./workloads.js";
@@ -15,6 +16,37 @@ export const THREAD_TARGETS = { S1: 1.3, S2: 1.7, S3: 1.7, S4: 0.95, S5: 1.3, ti
 export const ASYNC_TARGET = 1.05;
 /** A 1 ms ticker's worst lateness while twenty async S1 calls run, at most (ms). */
 export const TICKER_TARGET_MS = 5;
+
+/** ms of CPU time the hypervisor gave to others while this VM wanted it (Linux /proc/stat "steal"), or null. */
+function stealMs() {
+  try {
+    return (Number(readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/)[8]) * 1000) / 100; // USER_HZ = 100
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Starts measuring CPU use; the function it returns gives, since the start, the average number of
+ * cores busy with this process (its main thread and workers), with other processes, and stolen by
+ * the hypervisor (Linux VMs; null elsewhere). Anything competing for the cores makes a threaded
+ * call wait for its slowest part, so the last two say how far the threads rows can be trusted.
+ */
+export function cpuMeter() {
+  const busy = () => os.cpus().reduce((sum, { times: t }) => sum + t.user + t.nice + t.sys + t.irq, 0);
+  const [t0, busy0, own0, steal0] = [performance.now(), busy(), process.cpuUsage(), stealMs()];
+  return () => {
+    const wall = performance.now() - t0;
+    const own = process.cpuUsage(own0);
+    const ownMs = (own.user + own.system) / 1000;
+    const steal = stealMs();
+    return {
+      ownCores: ownMs / wall,
+      otherCores: Math.max(0, (busy() - busy0 - ownMs) / wall),
+      stolenCores: steal === null || steal0 === null ? null : (steal - steal0) / wall,
+    };
+  };
+}
 
 /** Thread counts to compare: 1, then powers of two up to the cores this machine has. */
 export function threadCounts(cores = os.availableParallelism()) {
