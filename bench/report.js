@@ -258,9 +258,10 @@ function threadsText(json) {
 /** Markdown for json.threads (the README's threads tables). */
 export function threadsMarkdown(json) {
   const { header, rows } = threadsRows(json);
-  const table = (h, rs) => [`| ${h.join(" | ")} |`, `|${h.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`, ...rs.map((r) => `| ${r.join(" | ")} |`)];
-  const out = ["**Threads**", "", threadsIntro(json), "", ...table(header, rows)];
-  for (const x of threadsExtras(json)) out.push("", `${x.title}:`, "", ...(x.note ? [x.note] : table(x.header, x.rows)));
+  // `text` columns (labels, and the met/missed column) left-aligned, numbers right-aligned
+  const table = (h, rs, text) => [`| ${h.join(" | ")} |`, `|${h.map((_, i) => (i < text || i === h.length - 1 ? "---" : "---:")).join("|")}|`, ...rs.map((r) => `| ${r.join(" | ")} |`)];
+  const out = ["**Threads**", "", threadsIntro(json), "", ...table(header, rows, 3)];
+  for (const x of threadsExtras(json)) out.push("", `${x.title}:`, "", ...(x.note ? [x.note] : table(x.header, x.rows, 1)));
   return out;
 }
 
@@ -467,7 +468,7 @@ export function threadsSvg(json) {
   s.push(`<text x="${left}" y="20" font-size="15" font-weight="600">${esc(json.title)}: speed-up against threads (higher is better)</text>`);
   s.push(
     `<text x="${left}" y="37" fill="#555">${esc(`${env.cpu} · ${th.cores} cores · Node ${env.node} · ${json.settings.mode} run · ${env.date.slice(0, 16).replace("T", " ")} UTC${env.commit ? ` · commit ${env.commit}${env.dirty ? "+changes" : ""}` : ""}`)}</text>`,
-    `<text x="${left}" y="52" fill="#555">${esc(`load average (1, 5, 15 min) ${fmtLoad(th.loadAverage.before)} before the threads rows, ${fmtLoad(th.loadAverage.after)} after${th.cpu ? `; cores busy meanwhile with other processes ${th.cpu.otherCores.toFixed(2)}${th.cpu.stolenCores == null ? "" : `, stolen ${th.cpu.stolenCores.toFixed(2)}`}` : ""}`)}</text>`,
+    `<text x="${left}" y="52" fill="#555">${esc(`load average (1 min) ${th.loadAverage.before[0].toFixed(2)} → ${th.loadAverage.after[0].toFixed(2)} over these rows${th.cpu ? `; cores busy meanwhile with other processes ${th.cpu.otherCores.toFixed(2)}${th.cpu.stolenCores == null ? "" : `, stolen by the hypervisor ${th.cpu.stolenCores.toFixed(2)}`}` : ""}`)}</text>`,
   );
   for (const { style, text, x, y } of legend) s.push(`<line x1="${x}" x2="${x + 20}" y1="${y}" y2="${y}" ${style}/><text x="${x + 26}" y="${y + 4}">${esc(text)}</text>`);
 
