@@ -19,7 +19,7 @@ const JOB_F64 = 4096;
 /** Iterations a worker spins on the control word before it sleeps (about 50-100 us). */
 const WORKER_SPIN = 20_000;
 /** Iterations the calling thread spins on a worker's done word before it sleeps. */
-const CALLER_SPIN = 200_000;
+const CALLER_SPIN = 50_000;
 
 /** Atomics.waitAsync (ES2024; Node 16+, Chrome 87+, Safari 16.4+, Firefox 145+), typed here for ES2022 libs. */
 const waitAsync = (
