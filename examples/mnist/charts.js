@@ -53,8 +53,8 @@ function linearTicks(lo, hi, count) {
  * @property {Axis} y
  * @property {Series[]} series
  * @property {{ y: number, label: string }[]} [rules] dashed horizontal lines with a label
- * @property {"top-left" | "bottom-right" | "top-right" | "bottom-left" | "below"} [legend] inside the plot
- *   (default bottom-right) or in a row under the x axis
+ * @property {"top-left" | "top-right" | "middle-right" | "bottom-left" | "bottom-right" | "below"} [legend]
+ *   inside the plot (default bottom-right) or in a row under the x axis
  */
 
 /**
@@ -94,7 +94,7 @@ export function chartGroup(c, { left, top, width, height }) {
   s.push(`<text transform="translate(-44,${h / 2}) rotate(-90)" text-anchor="middle">${esc(c.y.label)}</text>`);
   for (const r of c.rules ?? []) {
     s.push(`<line x1="0" x2="${w}" y1="${Y(r.y)}" y2="${Y(r.y)}" stroke="#555" stroke-dasharray="2 3"/>`);
-    s.push(`<text x="4" y="${Y(r.y) - 4}" fill="#555">${esc(r.label)}</text>`);
+    s.push(`<text x="4" y="${Y(r.y) - 8}" fill="#555">${esc(r.label)}</text>`);
   }
   for (const se of c.series) {
     if (se.band?.length) {
@@ -129,7 +129,7 @@ export function chartGroup(c, { left, top, width, height }) {
     const lh = below ? 22 : shown.length * 17 + 8;
     const where = c.legend ?? "bottom-right";
     const lx = below ? (w - lw) / 2 : where.endsWith("left") ? 8 : w - lw - 8;
-    const ly = below ? h + 44 : where.startsWith("top") ? 8 : h - lh - 8;
+    const ly = below ? h + 44 : where.startsWith("top") ? 8 : where.startsWith("middle") ? (h - lh) / 2 : h - lh - 8;
     s.push(`<g transform="translate(${lx},${ly})"><rect width="${lw}" height="${lh}" fill="white" fill-opacity="0.92" stroke="#bbb"/>`);
     let x = 0;
     shown.forEach((se, i) => {

@@ -1,8 +1,9 @@
-// Digit sets as bytes: the compact binary format of the committed asset (data/digits.bin) and the
-// conversion to the Float32Array rows the network trains on. No `node:` imports (the demo and the
-// test read the asset with it).
+// Digit sets as bytes: the compact binary format of the committed asset (data/digits.bin.gz, made
+// by make-asset.mjs) and the conversion to the Float32Array rows the network trains on. No `node:`
+// imports: the demo and the test read the asset with it (gunzip uses DecompressionStream, which
+// browsers and Node 18+ have).
 //
-// Format, little-endian: "WBNM" | u32 version (1) | u32 train count | u32 test count, then the train
+// Format (before gzip), little-endian: "WBNM" | u32 version (1) | u32 train count | u32 test count, then the train
 // pixels (784 u8 per digit, 0..255, row-major 28x28), the train labels (u8), the test pixels, the
 // test labels.
 
@@ -58,6 +59,17 @@ export function decodeDigits(bytes) {
     return set;
   });
   return { train, test };
+}
+
+/**
+ * Decodes a gzipped digit file (data/digits.bin.gz) into training-ready sets.
+ * @param {Uint8Array} gzipped
+ * @returns {Promise<{ train: import("./mlp.js").DigitSet, test: import("./mlp.js").DigitSet }>}
+ */
+export async function loadDigits(gzipped) {
+  const stream = new Blob([/** @type {BlobPart} */ (gzipped)]).stream().pipeThrough(new DecompressionStream("gzip"));
+  const { train, test } = decodeDigits(new Uint8Array(await new Response(stream).arrayBuffer()));
+  return { train: toFloat(train), test: toFloat(test) };
 }
 
 /**

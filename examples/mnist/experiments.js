@@ -16,7 +16,7 @@ import {
 export function plan(full, seeds) {
   const s = seeds ?? (full ? [1, 2, 3] : [1]);
   return full
-    ? { full, seeds: s, steps: 800, sigmoidLrs: [0.125, 0.5, 2, 8, 32], chartLrs: [0.5, 8], initLr: 2, initScales: [0.25, 1, 4], reluLrs: [0.125, 0.5, 2, 8], reluSeeds: s.slice(0, 2), placementLr: 2, long: { lr: 2, steps: 3000 } }
+    ? { full, seeds: s, steps: 800, sigmoidLrs: [0.125, 0.5, 2, 8, 32], chartLrs: [0.5, 8], initLr: 2, initScales: [0.25, 1, 4], reluLrs: [0.125, 0.5, 2, 8], reluSeeds: s.slice(0, 2), placementLr: 2, long: { lr: 2, steps: 2000 } }
     : { full, seeds: s, steps: 150, sigmoidLrs: [0.5, 8], chartLrs: [0.5, 8], initLr: 2, initScales: [4], reluLrs: [0.5], reluSeeds: s.slice(0, 1), placementLr: 2, long: { lr: 2, steps: 300 } };
 }
 
@@ -40,7 +40,7 @@ export function tasks(p) {
   };
   const base = { activation: /** @type {const} */ ("sigmoid"), initScale: 1, placement: /** @type {const} */ ("before"), steps: p.steps, thresholds: [0.5, 0.8, 0.9, 0.95] };
   for (const batchNorm of [false, true]) {
-    add("long", { ...base, batchNorm, lr: p.long.lr, seed: p.seeds[0], steps: p.long.steps }, batchNorm ? "inference" : "run");
+    for (const seed of p.seeds) add("long", { ...base, batchNorm, lr: p.long.lr, seed, steps: p.long.steps }, batchNorm && seed === p.seeds[0] ? "inference" : "run");
     for (const seed of p.seeds) {
       for (const lr of p.sigmoidLrs) add("lr", { ...base, batchNorm, lr, seed });
       for (const initScale of p.initScales) add("init", { ...base, batchNorm, lr: p.initLr, initScale, seed });
@@ -48,7 +48,7 @@ export function tasks(p) {
     for (const seed of p.reluSeeds) for (const lr of p.reluLrs) add("relu", { ...base, activation: "relu", batchNorm, lr, seed });
   }
   for (const seed of p.seeds) add("placement", { ...base, batchNorm: true, placement: "after", lr: p.placementLr, seed });
-  return [...byKey.values(), { kind: "timing", steps: p.full ? 200 : 40 }];
+  return [...byKey.values(), { kind: "timing", steps: p.full ? 500 : 50 }];
 }
 
 /** @param {import("./mlp.js").RunConfig} c */
@@ -123,31 +123,39 @@ function compareInferenceStats(bn, net, data, msPerStep) {
 }
 
 /**
- * Milliseconds per training step in each part of the sigmoid net, with and without BN: `steps`
- * timed steps after 20 untimed ones, on the training set's first batches.
+ * Milliseconds per training step in each part of the sigmoid net, with and without BN, on the
+ * training set's first batches: after 20 untimed steps, five rounds of `steps / 5` steps, with and
+ * without BN alternating; each figure is the median over the rounds (other processes come and go).
  * @param {any} bn
  * @param {{ train: import("./mlp.js").DigitSet }} data
  * @param {number} steps
  */
 function stepTimes(bn, data, steps) {
-  /** @type {Record<string, Record<string, number>>} */
-  const out = {};
-  for (const batchNorm of [false, true]) {
-    const net = new Net(bn, { batchNorm, seed: 1 });
-    const batches = Math.floor(data.train.n / 60);
-    const step = (/** @type {number} */ i) => {
+  const batches = Math.floor(data.train.n / 60);
+  const nets = [false, true].map((batchNorm) => new Net(bn, { batchNorm, seed: 1 }));
+  /** @type {Record<string, number>[][]} */
+  const rounds = [[], []];
+  const run = (/** @type {Net} */ net, /** @type {number} */ count) => {
+    for (let i = 0; i < count; i++) {
       const b = rows(data.train, (i % batches) * 60, 60);
       net.trainStep(b.x, b.labels, 0.5);
-    };
-    for (let i = 0; i < 20; i++) step(i);
-    net.timing = Object.fromEntries(TIME_KINDS.map((k) => [k, 0]));
-    const t0 = performance.now();
-    for (let i = 0; i < steps; i++) step(i);
-    const total = performance.now() - t0;
-    out[batchNorm ? "bn" : "plain"] = { total: total / steps, ...Object.fromEntries(TIME_KINDS.map((k) => [k, /** @type {Record<string, number>} */ (net.timing)[k] / steps])) };
-    net.dispose();
+    }
+  };
+  for (const net of nets) run(net, 20);
+  for (let round = 0; round < 5; round++) {
+    nets.forEach((net, i) => {
+      net.timing = Object.fromEntries(TIME_KINDS.map((k) => [k, 0]));
+      const t0 = performance.now();
+      run(net, steps / 5);
+      rounds[i].push({ total: performance.now() - t0, ...net.timing });
+      net.timing = null;
+    });
   }
-  return out;
+  const median = (/** @type {number[]} */ v) => [...v].sort((a, b) => a - b)[v.length >> 1];
+  const perStep = (/** @type {Record<string, number>[]} */ r) =>
+    Object.fromEntries(["total", ...TIME_KINDS].map((k) => [k, median(r.map((x) => x[k])) / (steps / 5)]));
+  for (const net of nets) net.dispose();
+  return { plain: perStep(rounds[0]), bn: perStep(rounds[1]) };
 }
 
 /** @param {number[]} v */
@@ -263,7 +271,7 @@ export function charts(p, results) {
     title: `Test accuracy, sigmoid MLP, mean of ${p.seeds.length} seed${p.seeds.length > 1 ? "s" : ""}`,
     x: { label: "SGD steps (batches of 60)", min: 0, max: p.steps },
     y: { label: "test accuracy", min: 0, max: 1 },
-    legend: /** @type {const} */ ("bottom-right"),
+    legend: /** @type {const} */ ("middle-right"),
     rules: [{ y: 0.9, label: "90%" }],
     series: p.chartLrs.flatMap((lr, i) =>
       [true, false].map((batchNorm) => ({
@@ -278,7 +286,7 @@ export function charts(p, results) {
   const notReached = p.steps * 1.12;
   const lrChart = (/** @type {string} */ activation, /** @type {import("./mlp.js").RunResult[]} */ rs, /** @type {number[]} */ lrs) => ({
     title: `Steps to 90% test accuracy, ${activation}`,
-    x: { label: "learning rate (log scale)", min: lrs[0] / 1.6, max: lrs[lrs.length - 1] * 1.6, ticks: lrs },
+    x: { label: "learning rate (log scale)", min: lrs[0] / 1.6, max: lrs[lrs.length - 1] * 1.6, log: true, ticks: lrs },
     y: { label: "steps", min: 0, max: p.steps * 1.2 },
     legend: /** @type {const} */ ("below"),
     rules: [{ y: notReached, label: `not reached in ${p.steps} steps` }],
@@ -288,7 +296,7 @@ export function charts(p, results) {
       const jitter = (/** @type {number} */ seed) => 2 ** ((seed - (p.seeds.length + 1) / 2) * 0.06 + (batchNorm ? 0.03 : -0.03));
       return [
         {
-          label: `${batchNorm ? "BN" : "no BN"} (line: median over seeds)`,
+          label: batchNorm ? "BN" : "no BN",
           color,
           line: /** @type {[number, number][]} */ (lrs.map((lr) => [lr, medianSteps(mine.filter((r) => r.config.lr === lr).map((r) => r.stepsTo["0.9"])) ?? null])),
         },
@@ -299,7 +307,7 @@ export function charts(p, results) {
   });
   const relu = runs.filter((r) => r.config.activation === "relu" && r.config.steps === p.steps);
 
-  const long = runs.filter((r) => r.config.steps === p.long.steps && r.config.lr === p.long.lr && r.config.activation === "sigmoid" && r.config.placement === "before" && r.config.initScale === 1);
+  const long = runs.filter((r) => r.config.steps === p.long.steps && r.config.lr === p.long.lr && r.config.activation === "sigmoid" && r.config.placement === "before" && r.config.initScale === 1 && r.config.seed === p.seeds[0]);
   const bandChart = (/** @type {boolean} */ batchNorm) => {
     const r = long.find((q) => q.config.batchNorm === batchNorm);
     const curve = r ? r.curve : [];
@@ -330,7 +338,7 @@ export function charts(p, results) {
     "mnist-lr.svg": svgDocument([lrChart("sigmoid", sweep, p.sigmoidLrs), lrChart("ReLU", relu, p.reluLrs)], {
       width: 520,
       height: 400,
-      caption: `Dots: one seed each (hollow at the top: never reached 90% in ${p.steps} steps); sigmoid ${seedsNote}, ReLU seeds ${p.reluSeeds.join(", ")}.`,
+      caption: `Dots: one seed each (hollow, at the top: never reached 90% in ${p.steps} steps); lines: median over seeds. Sigmoid ${seedsNote}, ReLU seeds ${p.reluSeeds.join(", ")}.`,
     }),
     "mnist-percentiles.svg": svgDocument([bandChart(false), bandChart(true)], {
       width: 520,
