@@ -4,7 +4,7 @@
 // mean/var from the batch (biased variance) when training or when no running statistics are given,
 // else from runningMean/runningVar; training updates running = (1 - momentum) * running +
 // momentum * batch, with the unbiased batch variance. See: Ioffe & Szegedy, "Batch Normalization", 2015.
-import { Engine, Running } from "./engine.js";
+import { Engine, Running, Steps } from "./engine.js";
 import { dataOf } from "./memory.js";
 import {
   Layout, Tensor, checkBatchStats, checkBoolean, checkChannels, checkEps, checkLayout, checkMomentum, checkOut,
@@ -67,6 +67,15 @@ export interface BatchNormBackwardResult {
 const meanLows = new WeakMap<Float32Array, Float32Array>();
 
 export function batchNorm(engine: Engine, x: Tensor, options: BatchNormOptions): BatchNormResult {
+  return engine.run("batchNorm", batchNormSteps(engine, x, options));
+}
+
+/** batchNorm on the worker pool: resolves with the same result, never blocking the caller. */
+export function batchNormAsync(engine: Engine, x: Tensor, options: BatchNormOptions): Promise<BatchNormResult> {
+  return engine.runAsync(() => batchNormSteps(engine, x, options));
+}
+
+function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): Steps<BatchNormResult> {
   const memory = engine.memory;
   if (options === null || typeof options !== "object") throw new TypeError(`options: expected an object, got ${describe(options)}`);
   checkTensor("x", x, memory);
@@ -92,7 +101,7 @@ export function batchNorm(engine: Engine, x: Tensor, options: BatchNormOptions):
   }
   const sc = engine.scratch(g.c);
   const y = out ?? new Float32Array(g.length);
-  engine.forward(engine.operand(x), engine.operand(y), g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null);
+  yield* engine.forward(engine.operand(x), engine.operand(y), g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null);
   // the low part matters only to a backward through batch statistics
   const { mean, meanLow, invstd } = engine.meanAndInvstd(sc, batchStats);
   if (meanLow) meanLows.set(mean, meanLow);
@@ -100,6 +109,15 @@ export function batchNorm(engine: Engine, x: Tensor, options: BatchNormOptions):
 }
 
 export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): BatchNormBackwardResult {
+  return engine.run("batchNormBackward", batchNormBackwardSteps(engine, dy, x, options));
+}
+
+/** batchNormBackward on the worker pool: resolves with the same result, never blocking the caller. */
+export function batchNormBackwardAsync(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): Promise<BatchNormBackwardResult> {
+  return engine.runAsync(() => batchNormBackwardSteps(engine, dy, x, options));
+}
+
+function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): Steps<BatchNormBackwardResult> {
   const memory = engine.memory;
   if (options === null || typeof options !== "object") throw new TypeError(`options: expected an object, got ${describe(options)}`);
   checkTensor("dy", dy, memory);
@@ -140,6 +158,6 @@ export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options
   }
   const sc = engine.scratch(g.c);
   const dx = out ?? new Float32Array(g.length);
-  const grads = engine.backward(engine.operand(dy), engine.operand(x), engine.operand(dx), g, sc, weight, mean64, invstd64, training);
+  const grads = yield* engine.backward(engine.operand(dy), engine.operand(x), engine.operand(dx), g, sc, weight, mean64, invstd64, training);
   return { dx: dataOf(dx), ...grads };
 }

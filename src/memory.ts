@@ -26,10 +26,15 @@ export class WasmMemory {
   allocations = 0;
 
   /** memory.buffer, cached: only grow() below changes it (the kernels never grow memory). */
-  private current: ArrayBuffer;
+  private current: ArrayBufferLike;
 
-  constructor() {
-    this.memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES });
+  /**
+   * `shared`: a shared memory for the worker pool (threaded builds). It starts at the same 16 MiB and
+   * grows the same way; growing it never detaches views (old ones keep their old length), and the
+   * workers' instances see the new size at once.
+   */
+  constructor(readonly shared = false) {
+    this.memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES, shared });
     this.current = this.memory.buffer;
   }
 
@@ -39,7 +44,7 @@ export class WasmMemory {
     this.free.push({ ptr: start, size: this.buffer.byteLength - start });
   }
 
-  get buffer(): ArrayBuffer {
+  get buffer(): ArrayBufferLike {
     return this.current;
   }
 

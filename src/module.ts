@@ -1,7 +1,7 @@
 // BatchNorm, the module: torch.nn.BatchNorm1d/2d/3d in one class. It owns weight, bias, running
 // statistics and the counter, keeps what backward needs from the last forward (the input, and the
 // statistics in float64), and reads and writes PyTorch's state_dict keys.
-import { Engine, Running } from "./engine.js";
+import { Engine, Running, Steps } from "./engine.js";
 import { WasmTensor } from "./memory.js";
 import {
   Layout, Tensor, checkBatchStats, checkBoolean, checkEps, checkLayout, checkMomentum, checkTensor, describe, geometry,
@@ -95,6 +95,15 @@ export class BatchNorm {
 
   /** Normalizes `x` (shape in memory order, this module's layout); returns a new Float32Array. */
   forward(x: Tensor, shape: readonly number[]): Float32Array {
+    return this.engine.run("forward", this.forwardSteps(x, shape));
+  }
+
+  /** forward on the worker pool: resolves with the same output, never blocking the caller. */
+  forwardAsync(x: Tensor, shape: readonly number[]): Promise<Float32Array> {
+    return this.engine.runAsync(() => this.forwardSteps(x, shape));
+  }
+
+  private *forwardSteps(x: Tensor, shape: readonly number[]): Steps<Float32Array> {
     const memory = this.engine.memory;
     checkTensor("x", x, memory);
     const g = geometry(shape, this.layout, x.length);
@@ -121,7 +130,7 @@ export class BatchNorm {
     const running: Running | null = this.runningMean && { mean: this.runningMean, variance: this.runningVar! };
     let factor: number | null = null;
     if (this.training && running) factor = this.momentum ?? 1 / (this.numBatchesTracked + 1);
-    engine.forward(xp, y, g, sc, this.weight, this.bias, this.eps, batchStats, running, factor);
+    yield* engine.forward(xp, y, g, sc, this.weight, this.bias, this.eps, batchStats, running, factor);
     if (this.training && running) this.numBatchesTracked += 1;
     this.saved = {
       g,
@@ -136,6 +145,15 @@ export class BatchNorm {
 
   /** Gradient of the last forward: returns dx and sets weightGrad / biasGrad (when affine). */
   backward(dy: Tensor): Float32Array {
+    return this.engine.run("backward", this.backwardSteps(dy));
+  }
+
+  /** backward on the worker pool: resolves with the same dx, never blocking the caller. */
+  backwardAsync(dy: Tensor): Promise<Float32Array> {
+    return this.engine.runAsync(() => this.backwardSteps(dy));
+  }
+
+  private *backwardSteps(dy: Tensor): Steps<Float32Array> {
     const memory = this.engine.memory;
     checkTensor("dy", dy, memory);
     const saved = this.saved;
@@ -147,7 +165,7 @@ export class BatchNorm {
     const engine = this.engine;
     const sc = engine.scratch(g.c);
     const dx = new Float32Array(g.length);
-    const { dweight, dbias } = engine.backward(engine.operand(dy), saved.x, dx, g, sc, this.weight, saved.mean64, saved.invstd64, saved.batchStats);
+    const { dweight, dbias } = yield* engine.backward(engine.operand(dy), saved.x, dx, g, sc, this.weight, saved.mean64, saved.invstd64, saved.batchStats);
     if (this.affine) {
       this.weightGrad = dweight;
       this.biasGrad = dbias;

@@ -1,7 +1,7 @@
 // RunningStats: exact per-channel population statistics over any number of batches (a whole data
 // set), with float64 state (count, mean, M2) merged by Chan et al.'s parallel formula (chan-merge.ts).
 import { chanMerge } from "./chan-merge.js";
-import { Engine } from "./engine.js";
+import { Engine, Steps } from "./engine.js";
 import { Layout, Tensor, checkBoolean, checkLayout, checkTensor, describe, geometry } from "./validate.js";
 
 export interface RunningStatsJSON {
@@ -43,6 +43,15 @@ export class RunningStats {
 
   /** Adds a batch (shape in memory order). */
   update(x: Tensor, options: { shape: readonly number[]; layout?: Layout }): this {
+    return this.engine.run("update", this.updateSteps(x, options));
+  }
+
+  /** update on the worker pool: resolves with this accumulator when the batch is added, never blocking the caller. */
+  updateAsync(x: Tensor, options: { shape: readonly number[]; layout?: Layout }): Promise<this> {
+    return this.engine.runAsync(() => this.updateSteps(x, options));
+  }
+
+  private *updateSteps(x: Tensor, options: { shape: readonly number[]; layout?: Layout }): Steps<this> {
     checkTensor("x", x, this.engine.memory);
     if (options === null || typeof options !== "object") throw new TypeError(`options: expected an object, got ${describe(options)}`);
     const g = geometry(options.shape, checkLayout(options.layout), x.length);
@@ -52,7 +61,7 @@ export class RunningStats {
     if (g.count === 0) return this;
     const engine = this.engine;
     const sc = engine.scratch(g.c);
-    engine.batchStats(engine.operand(x), g, sc, true);
+    yield* engine.batchStats(engine.operand(x), g, sc, true);
     const m2 = engine.f64(sc.variance, g.c).map((v) => v * g.count);
     this.mergeState(g.count, engine.f64(sc.mean, g.c), m2);
     return this;

@@ -4,9 +4,12 @@ import { fileURLToPath } from "node:url";
 import { init, type Backend } from "../src/index.js";
 
 export const BACKENDS = ["simd", "scalar"] as const;
+/** Thread counts every split-aware test runs with (2: a worker pool on shared memory). */
+export const THREADS = [1, 2] as const;
 
-export async function backend(name: (typeof BACKENDS)[number]): Promise<Backend> {
-  return init({ backend: name });
+/** A backend with `threads` threads (default 1: a plain, non-shared memory). */
+export async function backend(name: (typeof BACKENDS)[number], threads: number = 1): Promise<Backend> {
+  return init({ backend: name, threads });
 }
 
 const goldenDir = fileURLToPath(new URL("./golden/", import.meta.url));
