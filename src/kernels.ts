@@ -3,6 +3,7 @@
 import { simdWasm, scalarWasm } from "./wasm.generated.js";
 import { WasmMemory } from "./memory.js";
 
+/** A kernel build: `'simd'` (128-bit WebAssembly SIMD, 4 floats per instruction) or `'scalar'`. */
 export type BackendName = "simd" | "scalar";
 
 /** Pointers are byte addresses; `c0`/`c1` select channels [c0, c1). */

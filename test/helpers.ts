@@ -1,6 +1,7 @@
 // Shared test helpers: both backends, the golden-case reader and the accuracy bar.
 import { readFileSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
 import { init, type Backend } from "../src/index.js";
 
 export const BACKENDS = ["simd", "scalar"] as const;
@@ -69,4 +70,16 @@ export function checkBar(q: string, ours: ArrayLike<number>, expected: ArrayLike
     worst = Math.max(worst, Math.abs(ours[i] - expected[i]));
   }
   return worst <= bar ? null : `${q}: max error ${worst} > bar ${bar} (torch f32 error ${err})`;
+}
+
+/** Expects the same length and max |a - b| <= tol * max(1, max |b|). */
+export function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5): void {
+  expect(a.length).toBe(b.length);
+  let scale = 1;
+  let worst = 0;
+  for (let i = 0; i < b.length; i++) {
+    scale = Math.max(scale, Math.abs(b[i]));
+    worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  }
+  expect(worst).toBeLessThanOrEqual(tol * scale);
 }
