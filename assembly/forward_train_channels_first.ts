@@ -16,7 +16,7 @@ export function forwardTrainChannelsFirst(
 ): void {
   for (let g0 = c0; g0 < c1; g0 += group) {
     const g1 = min(c1, g0 + group);
-    statsChannelsFirst(x, n, c, s, g0, g1, mean, variance, coef, false); // the mh row holds the shifts until overwritten
+    statsChannelsFirst(x, n, c, s, g0, g1, mean, variance, 0, coef, false); // the mh row holds the shifts until overwritten
     forwardCoefficients(c, g0, g1, mean, variance, false, eps, weight, bias, coef, invstd);
     normalizeChannelsFirst(x, y, n, c, s, g0, g1, coef);
   }

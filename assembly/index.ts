@@ -2,7 +2,7 @@
 // element counts and a channel range [c0, c1), and allocate nothing (memory is owned by src/memory.ts).
 export { statsChannelsFirst } from "./stats_channels_first";
 export { statsChannelsLast } from "./stats_channels_last";
-export { forwardCoefficients, splitMeans, backwardCoefficients } from "./coefficients";
+export { forwardCoefficients, splitMeans, backwardCoefficients, COEF_ROWS } from "./coefficients";
 export { normalizeChannelsFirst } from "./normalize_channels_first";
 export { normalizeChannelsLast } from "./normalize_channels_last";
 export { forwardTrainChannelsFirst } from "./forward_train_channels_first";

@@ -2,6 +2,8 @@
 // workload, run it once and check its outputs against the float64 reference, and only then time it
 // with tinybench (or, for a peer in another process, let it time itself). One progress line per
 // task goes to stderr.
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { Bench } from "tinybench";
@@ -204,10 +206,10 @@ export function plan(sel) {
 
 /**
  * Parses the command line shared by both runners.
- * --full, --workloads=S1,S3, --ops=train,infer,backward, --impls=a,b, --time=ms, --out=path
+ * --full, --workloads=S1,S3, --ops=train,infer,backward, --impls=a,b, --time=ms, --out=path, --save
  */
 export function parseArgs(argv, defaults) {
-  const o = { full: false, workloads: null, ops: null, impls: null, time: null, out: null, help: false, ...defaults };
+  const o = { full: false, workloads: null, ops: null, impls: null, time: null, out: null, save: false, help: false, ...defaults };
   for (const arg of argv) {
     const [k, v] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, ""];
     if (k === "--full") o.full = true;
@@ -217,8 +219,23 @@ export function parseArgs(argv, defaults) {
     else if (k === "--impls") o.impls = v.split(",").filter(Boolean);
     else if (k === "--time") o.time = Number(v);
     else if (k === "--out") o.out = v;
+    else if (k === "--save") o.save = true;
     else if (k === "--help" || k === "-h") o.help = true;
     else throw new Error(`unknown argument ${arg} (try --help)`);
   }
   return o;
+}
+
+const RESULTS = fileURLToPath(new URL("results/", import.meta.url));
+
+/**
+ * Where a run writes its results: --out=dir; with --save, bench/results/ (tracked: the numbers the
+ * README shows); otherwise bench/results/local/ (git-ignored), so a plain run leaves the tree clean.
+ * A filtered --save is refused before anything runs: it would publish a partial run.
+ */
+export function resultsDir(args) {
+  if (args.save && (args.workloads || args.ops || args.impls || args.time || args.out)) {
+    throw new Error("--save publishes a complete run to bench/results/: drop --workloads, --ops, --impls, --time and --out");
+  }
+  return args.out ?? (args.save ? RESULTS : path.join(RESULTS, "local"));
 }

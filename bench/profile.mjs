@@ -27,11 +27,11 @@ for (const w of WORKLOADS.filter((w) => ids.includes(w.id))) {
   const sc = engine.scratch(c);
   const parts = {
     "copy (yardstick)": () => y.data.set(x.data),
-    "stats": () => (rows ? k.statsChannelsLast(x.ptr, count, c, 0, c, sc.mean, sc.variance, sc.coef, 0) : k.statsChannelsFirst(x.ptr, n, c, s, 0, c, sc.mean, sc.variance, sc.coef, 0)),
-    "coefficients": () => k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, 1e-5, 0, 0, sc.coef, sc.invstd),
+    "stats": () => (rows ? k.statsChannelsLast(x.ptr, count, c, 0, c, sc.mean, sc.variance, 0, sc.coef, 0) : k.statsChannelsFirst(x.ptr, n, c, s, 0, c, sc.mean, sc.variance, 0, sc.coef, 0)),
+    "coefficients": () => k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, 0, 1e-5, 0, 0, sc.coef, sc.invstd),
     "normalize": () => (rows ? k.normalizeChannelsLast(x.ptr, y.ptr, count, c, 0, c, sc.coef) : k.normalizeChannelsFirst(x.ptr, y.ptr, n, c, s, 0, c, sc.coef)),
     "fused train (channels-first)": () => !rows && k.forwardTrainChannelsFirst(x.ptr, y.ptr, n, c, s, 0, c, Math.max(1, Math.floor((16 << 20) / (n * s * 4))), 1e-5, 0, 0, sc.mean, sc.variance, sc.invstd, sc.coef),
-    "backward reduce": () => (rows ? k.backwardReduceChannelsLast(dy.ptr, x.ptr, count, c, 0, c, sc.coef, sc.sumDy, sc.sumDyXc) : k.backwardReduceChannelsFirst(dy.ptr, x.ptr, n, c, s, 0, c, sc.coef, sc.sumDy, sc.sumDyXc)),
+    "backward reduce": () => (rows ? k.backwardReduceChannelsLast(dy.ptr, x.ptr, count, c, 0, c, sc.mean, sc.sumDy, sc.sumDyXc) : k.backwardReduceChannelsFirst(dy.ptr, x.ptr, n, c, s, 0, c, sc.mean, sc.sumDy, sc.sumDyXc)),
     "backward dx": () => (rows ? k.backwardDxChannelsLast(dy.ptr, x.ptr, y.ptr, count, c, 0, c, sc.coef) : k.backwardDxChannelsFirst(dy.ptr, x.ptr, y.ptr, n, c, s, 0, c, sc.coef)),
   };
   parts.stats();

@@ -6,12 +6,12 @@
 // of the tensor as the memory-bandwidth yardstick. Every implementation is checked against the
 // float64 reference before it is timed. Then: per-call API overhead on the small workloads, wasm
 // memory in steady state, and the cost plain JS pays once wasm memory has grown.
-// Writes bench/results/latest.{json,svg,md} (partial.* for a filtered run); progress goes to stderr,
-// the table to stdout.
+// Writes latest.{json,svg,md} (partial.* for a filtered run) to bench/results/local/ (git-ignored),
+// or with --save to bench/results/ (tracked, shown in the README); progress goes to stderr, the
+// table to stdout.
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { init } from "../dist/index.js";
-import { FULL, PRISTINE_NOTE, QUICK, Runner, exposeGc, median, parseArgs, plan } from "./harness.js";
+import { FULL, PRISTINE_NOTE, QUICK, Runner, exposeGc, median, parseArgs, plan, resultsDir } from "./harness.js";
 import { copyYardstick, copyingImpl, jsNaive, jsTuned, zeroCopyImpl, zeroCopySetup } from "./impls.js";
 import { consoleTable, derive, environment, writeResults } from "./report.js";
 import {
@@ -19,7 +19,6 @@ import {
   workload as workloadById,
 } from "./workloads.js";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const started = performance.now();
 const args = parseArgs(process.argv.slice(2));
 if (args.help) {
@@ -29,9 +28,11 @@ if (args.help) {
   --ops=train,infer      subset of ${OPS.map((o) => o.id).join(",")}
   --impls=a,b            subset of js-naive,js-tuned,scalar-copy,scalar-zero,simd-copy,simd-zero (copy always runs)
   --time=ms              tinybench time budget per task
-  --out=dir              where latest.{json,svg,md} go (default bench/results)`);
+  --save                 write bench/results/latest.* (tracked; a complete run only), not bench/results/local/
+  --out=dir              where latest.{json,svg,md} go instead`);
   process.exit(0);
 }
+const outDir = resultsDir(args);
 
 const full = args.full;
 const timing = { ...(full ? FULL : QUICK), ...(args.time ? { time: args.time } : {}) };
@@ -338,7 +339,7 @@ json.durationSeconds = Math.round((performance.now() - started) / 100) / 10;
 
 console.log(consoleTable(json));
 for (const s of sections) console.log(`\n${s.title}\n${s.markdown.filter((l) => !/^\|[-|:]+\|$/.test(l)).join("\n")}`);
-// a filtered run must not replace the published full results: it writes partial.* instead
+// a filtered run does not replace a complete one: it writes partial.*
 const filtered = Boolean(args.workloads || args.ops || args.impls || args.time);
-const files = writeResults(args.out ?? path.join(HERE, "results"), filtered ? "partial" : "latest", json);
+const files = writeResults(outDir, filtered ? "partial" : "latest", json);
 console.log(`\nwrote ${Object.values(files).map((f) => path.relative(process.cwd(), f)).join(", ")} in ${json.durationSeconds} s`);

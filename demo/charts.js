@@ -1,18 +1,26 @@
-// The demo's two charts, drawn as SVG (crisp at any size, styled from style.css by class name).
+// The demo's two charts, styled from style.css by class name: the bar chart is HTML (its text
+// wraps and keeps its CSS size at any width); the histogram is SVG drawn in CSS pixels at the
+// width it is shown, so its text is never scaled down on a phone (redraw it when that changes).
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 /**
+ * @param {string} ns
  * @param {string} tag
  * @param {Record<string, string | number>} attrs
  * @param {(Node | string)[]} content
  */
-function el(tag, attrs, ...content) {
-  const node = document.createElementNS(SVG_NS, tag);
+function make(ns, tag, attrs, ...content) {
+  const node = document.createElementNS(ns, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
   node.append(...content);
   return node;
 }
+
+const el = (/** @type {string} */ tag, /** @type {Record<string, string | number>} */ attrs, /** @type {(Node | string)[]} */ ...content) =>
+  make(SVG_NS, tag, attrs, ...content);
+const html = (/** @type {string} */ tag, /** @type {Record<string, string | number>} */ attrs, /** @type {(Node | string)[]} */ ...content) =>
+  make("http://www.w3.org/1999/xhtml", tag, attrs, ...content);
 
 /**
  * Tick positions at a 1-2-5 step covering [lo, hi] with about `count` ticks.
@@ -37,48 +45,70 @@ function ticks(lo, hi, count = 6) {
  */
 
 /**
- * Horizontal bars of median time, one row per implementation; shorter is faster.
- * @param {SVGSVGElement} svg
+ * Horizontal bars of median time, one row per implementation (its name and note above its bar,
+ * the time after it); shorter is faster.
+ * @param {HTMLElement} chart
  * @param {Bar[]} bars
  */
-export function barChart(svg, bars) {
-  const row = 46;
-  const left = 150;
-  const width = 720;
-  const barSpace = 330;
+export function barChart(chart, bars) {
   const slowest = Math.max(...bars.map((b) => b.ms ?? 0));
-  svg.setAttribute("viewBox", `0 0 ${width} ${bars.length * row}`);
-  svg.replaceChildren(
-    ...bars.flatMap((b, i) => {
-      const y = i * row + 8;
-      const w = b.ms === null ? 0 : Math.max(2, (barSpace * b.ms) / slowest);
+  chart.replaceChildren(
+    ...bars.map((b) => {
       const value = b.ms === null ? "unavailable" : `${b.ms < 10 ? b.ms.toFixed(2) : b.ms.toFixed(1)} ms`;
-      return [
-        el("text", { x: left - 12, y: y + 20, class: "bar-label", "text-anchor": "end" }, b.label),
-        el("rect", { x: left, y, width: w, height: 30, rx: 5, class: `bar ${b.className}` }),
-        el("text", { x: left + w + 10, y: y + 20, class: "bar-value" }, value, el("tspan", { dx: 10, class: "bar-note" }, b.note)),
-      ];
+      const bar = html("span", { class: `bar ${b.className}` });
+      // the bar's share of the space the longest bar gets (style.css)
+      bar.style.setProperty("--share", String(b.ms === null ? 0 : b.ms / slowest));
+      return html(
+        "div",
+        { class: "bar-row" },
+        html("span", { class: "bar-label" }, b.label, " ", html("span", { class: "bar-note" }, b.note)),
+        html("span", { class: "bar-track" }, bar, html("span", { class: "bar-value" }, value)),
+      );
     }),
   );
 }
 
 /**
- * Histogram of `values` over [lo, hi] (values outside are left out), with an optional normal
- * density curve scaled to the same area, to compare the shape by eye.
+ * The svg's size in CSS pixels, which the drawing uses as its coordinates (1 unit = 1 px).
+ * @param {SVGSVGElement} svg
+ */
+function pixelBox(svg) {
+  const width = Math.max(120, Math.round(svg.clientWidth || 360));
+  const height = Math.max(80, Math.round(svg.clientHeight || 200));
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  return { width, height };
+}
+
+/**
+ * What an empty chart says (instead of a blank box).
+ * @param {SVGSVGElement} svg
+ * @param {string} text
+ */
+export function placeholder(svg, text) {
+  const { width, height } = pixelBox(svg);
+  svg.replaceChildren(el("text", { x: width / 2, y: height / 2, class: "placeholder", "text-anchor": "middle", "dominant-baseline": "middle" }, text));
+}
+
+/**
+ * Histogram of `values` over [lo, hi] (values outside are left out, and the svg's data-plotted
+ * says how many are in), with an optional normal density curve scaled to the same area, to
+ * compare the shape by eye.
  * @param {SVGSVGElement} svg
  * @param {ArrayLike<number>} values
  * @param {{ lo: number, hi: number, bins?: number, normal?: { mean: number, sd: number } }} options
  */
 export function histogram(svg, values, { lo, hi, bins = 48, normal }) {
-  const width = 360;
-  const height = 200;
-  const plot = { left: 8, right: width - 8, top: 10, bottom: height - 24 };
+  const { width, height } = pixelBox(svg);
+  // side margins leave room for half a tick label at either end of the axis
+  const plot = { left: 16, right: width - 16, top: 10, bottom: height - 24 };
   const counts = new Uint32Array(bins);
   const binWidth = (hi - lo) / bins;
   for (let i = 0; i < values.length; i++) {
     const b = Math.floor((values[i] - lo) / binWidth);
     if (b >= 0 && b < bins) counts[b]++;
   }
+  svg.dataset.plotted = String(counts.reduce((a, b) => a + b, 0));
+  svg.dataset.total = String(values.length);
   const density = (/** @type {number} */ v) =>
     normal ? (values.length * binWidth * Math.exp(-0.5 * ((v - normal.mean) / normal.sd) ** 2)) / (normal.sd * Math.sqrt(2 * Math.PI)) : 0;
   const peak = Math.max(...counts, normal ? density(normal.mean) : 0, 1);
@@ -97,10 +127,9 @@ export function histogram(svg, values, { lo, hi, bins = 48, normal }) {
     parts.push(el("polyline", { points: points.join(" "), class: "hist-curve" }));
   }
   parts.push(el("line", { x1: plot.left, x2: plot.right, y1: plot.bottom, y2: plot.bottom, class: "axis" }));
-  for (const t of ticks(lo, hi)) {
+  for (const t of ticks(lo, hi, Math.max(3, Math.min(8, Math.floor(width / 55))))) {
     parts.push(el("line", { x1: sx(t), x2: sx(t), y1: plot.bottom, y2: plot.bottom + 4, class: "axis" }));
     parts.push(el("text", { x: sx(t), y: height - 6, class: "tick", "text-anchor": "middle" }, String(Number(t.toPrecision(6)))));
   }
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.replaceChildren(...parts);
 }

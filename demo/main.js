@@ -1,7 +1,7 @@
 // The demo page: times this library (SIMD and scalar wasm) against a plain JavaScript loop on the
 // same random data, checks that they agree, and plots one channel before and after normalization.
 import { init } from "/dist/index.js";
-import { barChart, histogram } from "./charts.js";
+import { barChart, histogram, placeholder } from "./charts.js";
 import { channel, geometry, maxAbsDiff, moments, plainBatchNorm, randomInput } from "./plain.js";
 
 /** Logical shapes [N, C, ...spatial]; the layout decides the memory order. */
@@ -67,20 +67,42 @@ $("backend").textContent =
   chosen === "simd" ? "simd (this engine has WebAssembly SIMD)" : "scalar (no WebAssembly SIMD in this engine)";
 $("shape").append(...WORKLOADS.map((w, i) => new Option(w.label, String(i))));
 
-/** Channel 0 of the library's output with γ = 1, β = 0; the sliders apply their own γ and β. */
-let normalized = /** @type {Float32Array | null} */ (null);
-/** Both histograms share this x range, so the shift and squeeze of normalization is visible. */
-let axis = { lo: -6, hi: 6 };
+/** Channel 0 of the input and of the library's output with γ = 1, β = 0 (the sliders apply theirs). */
+let plotted = /** @type {{ before: Float32Array, normalized: Float32Array } | null} */ (null);
 
-function drawAfter() {
+/** [min, max] over all the arrays, widened by 2% so the extreme values fall inside the last bins. */
+function extent(/** @type {ArrayLike<number>[]} */ ...arrays) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const a of arrays) {
+    for (let i = 0; i < a.length; i++) {
+      lo = Math.min(lo, a[i]);
+      hi = Math.max(hi, a[i]);
+    }
+  }
+  const pad = 0.02 * (hi - lo || 1);
+  return { lo: lo - pad, hi: hi + pad };
+}
+
+/** Both histograms on one x range that covers both (so nothing is cut off), from the data. */
+function drawHistograms() {
   const gamma = Number($("gamma").value);
   const beta = Number($("beta").value);
   $("gamma-value").textContent = gamma.toFixed(2);
   $("beta-value").textContent = beta.toFixed(2);
-  if (!normalized) return;
-  const values = normalized.map((v) => gamma * v + beta);
-  histogram($("after"), values, { ...axis, normal: { mean: beta, sd: gamma } });
-  $("after-stats").textContent = describe(moments(values));
+  if (!plotted) {
+    placeholder($("before"), "Press Run to plot channel 0");
+    placeholder($("after"), "Press Run to plot it normalized");
+    return;
+  }
+  const { before, normalized } = plotted;
+  const after = normalized.map((v) => gamma * v + beta);
+  const axis = extent(before, after);
+  const m = moments(before);
+  histogram($("before"), before, { ...axis, normal: { mean: m.mean, sd: Math.sqrt(m.variance) } });
+  $("before-stats").textContent = describe(m);
+  histogram($("after"), after, { ...axis, normal: { mean: beta, sd: gamma } });
+  $("after-stats").textContent = describe(moments(after));
 }
 
 async function run() {
@@ -145,14 +167,8 @@ async function run() {
   agreement.textContent =
     diffs.map(({ name, diff }) => `${name}: max |Δ| ${diff.toExponential(1)}`).join(" · ") + (agree ? " ✓ agree" : " ✗ differ");
 
-  const before = channel(x, g, 0);
-  const m = moments(before);
-  const sd = Math.sqrt(m.variance);
-  axis = { lo: Math.min(-6, m.mean - 4.5 * sd), hi: Math.max(6, m.mean + 4.5 * sd) };
-  histogram($("before"), before, { ...axis, normal: { mean: m.mean, sd } });
-  $("before-stats").textContent = describe(m);
-  normalized = channel(/** @type {{ y: Float32Array }} */ (wasm[chosen]).y, g, 0);
-  drawAfter();
+  plotted = { before: channel(x, g, 0), normalized: channel(/** @type {{ y: Float32Array }} */ (wasm[chosen]).y, g, 0) };
+  drawHistograms();
 
   const count = `${(g.length / 1e6).toFixed(2)} M values, ${c} channels`;
   await say(`Done: ${training ? "training" : "inference"} forward, ${layout}, ${count}.`);
@@ -173,8 +189,10 @@ form.addEventListener("submit", async (/** @type {Event} */ e) => {
     $("run").disabled = false;
   }
 });
-$("gamma").addEventListener("input", drawAfter);
-$("beta").addEventListener("input", drawAfter);
+$("gamma").addEventListener("input", drawHistograms);
+$("beta").addEventListener("input", drawHistograms);
+// the histograms are drawn in CSS pixels at their current width (charts.js)
+new ResizeObserver(drawHistograms).observe($("before"));
 $("run").disabled = false;
 await say("Ready: pick a workload and press Run.");
 document.documentElement.dataset.done = "";

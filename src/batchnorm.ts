@@ -5,7 +5,7 @@
 // else from runningMean/runningVar; training updates running = (1 - momentum) * running +
 // momentum * batch, with the unbiased batch variance. See: Ioffe & Szegedy, "Batch Normalization", 2015.
 import type { Backend } from "./index.js";
-import { Engine, Operand, Running } from "./engine.js";
+import { Engine, Operand, Running, Steps } from "./engine.js";
 import { WasmMemory, WasmTensor } from "./memory.js";
 import {
   Layout, Tensor, checkBatchStats, checkBoolean, checkChannels, checkDisjoint, checkEps, checkKeys, checkLayout, checkMomentum,
@@ -113,10 +113,19 @@ const BACKWARD_OPTIONS: ReadonlySet<string> = new Set([
 /** What a call returns for its `out` (resolved to `op`): a WasmTensor's view, a fresh view if growth detached `out`, else `out`. */
 function resultOf(memory: WasmMemory, out: Tensor, op: Operand, length: number): Float32Array {
   if (out instanceof WasmTensor) return out.data;
-  return typeof op === "number" && out.buffer !== memory.buffer ? memory.f32(op, length) : out;
+  return typeof op === "number" && out.length !== length ? memory.f32(op, length) : out;
 }
 
 export function batchNorm(engine: Engine, x: Tensor, options: BatchNormOptions): BatchNormResult {
+  return engine.run("batchNorm", batchNormSteps(engine, x, options));
+}
+
+/** batchNorm on the worker pool: resolves with the same result, never blocking the caller. */
+export function batchNormAsync(engine: Engine, x: Tensor, options: BatchNormOptions): Promise<BatchNormResult> {
+  return engine.runAsync(() => batchNormSteps(engine, x, options));
+}
+
+function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): Steps<BatchNormResult> {
   const memory = engine.memory;
   checkKeys(options, FORWARD_OPTIONS);
   const xOp = checkTensor("x", x, memory);
@@ -150,7 +159,7 @@ export function batchNorm(engine: Engine, x: Tensor, options: BatchNormOptions):
   }
   const sc = engine.scratch(g.c);
   const y = out ?? new Float32Array(length);
-  engine.forward(xOp, y, g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null);
+  yield* engine.forward(xOp, y, g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null);
   // the low part matters only to a backward through batch statistics
   const { mean, meanLow, invstd } = engine.meanAndInvstd(sc, batchStats);
   if (meanLow) Object.defineProperty(mean, LOW, { value: meanLow });
@@ -158,6 +167,15 @@ export function batchNorm(engine: Engine, x: Tensor, options: BatchNormOptions):
 }
 
 export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): BatchNormBackwardResult {
+  return engine.run("batchNormBackward", batchNormBackwardSteps(engine, dy, x, options));
+}
+
+/** batchNormBackward on the worker pool: resolves with the same result, never blocking the caller. */
+export function batchNormBackwardAsync(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): Promise<BatchNormBackwardResult> {
+  return engine.runAsync(() => batchNormBackwardSteps(engine, dy, x, options));
+}
+
+function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): Steps<BatchNormBackwardResult> {
   const memory = engine.memory;
   checkKeys(options, BACKWARD_OPTIONS);
   const dyOp = checkTensor("dy", dy, memory);
@@ -201,6 +219,6 @@ export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options
   }
   const sc = engine.scratch(g.c);
   const dx = out ?? new Float32Array(length);
-  const grads = engine.backward(dyOp, xOp, dx, g, sc, weight, mean64, invstd64, training);
+  const grads = yield* engine.backward(dyOp, xOp, dx, g, sc, weight, mean64, invstd64, training);
   return { dx: out !== null ? resultOf(memory, options.out!, out, length) : (dx as Float32Array), ...grads };
 }

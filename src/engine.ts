@@ -1,18 +1,35 @@
-// The pointer-level passes shared by the functional API, the BatchNorm module and RunningStats:
-// per-channel scratch, staging of inputs and outputs, kernel dispatch by layout, and the running
-// statistics update. Callers validate first; nothing here checks arguments.
+// The pass layer shared by the functional API, the BatchNorm module and RunningStats: per-channel
+// scratch, the one staging loop (tensors in wasm memory are used in place; Float32Arrays are staged
+// through cache-sized chunks), the split of each block into parts for threads, the one merge of
+// partial statistics, and the forward, backward and statistics passes. Callers validate first;
+// nothing here checks arguments.
+//
+// A pass is a generator that yields one job per part (the kernel calls of one thread) and resumes
+// when they are done, so the same code runs synchronously (run) and asynchronously (runAsync);
+// the executor decides where the jobs run. Parts split a block by channel where they can, writing
+// disjoint channels of the shared rows (bit-identical to one thread), and otherwise by rows (or
+// images), each into its own partial rows, merged in a fixed order (the same bits on every run for a
+// given thread count).
 import { chanMerge } from "./chan-merge.js";
+import type { Executor, Job } from "./executor.js";
 import type { BackendName, Kernels } from "./kernels.js";
 import { WasmMemory } from "./memory.js";
 import type { Geometry } from "./validate.js";
 
-/** Rows in the coefficient block; the first three (mh, invstd, ml) are read back (assembly/coefficients.ts). */
-const COEF_ROWS = 6;
+/** Byte addresses of one part's partial rows (f64 rows of C, and `work`: 2 f32 rows of C rounded up to 4). */
+export interface Part {
+  mean: number;
+  variance: number;
+  total: number;
+  sumDy: number;
+  sumDyXc: number;
+  work: number;
+}
 
 /** Byte addresses of the per-channel scratch rows for `c` channels. */
 export interface Scratch {
   c: number;
-  /** f64 rows */
+  /** f64 rows (the first part's partial rows are the shared ones) */
   mean: number;
   variance: number;
   invstd: number;
@@ -24,32 +41,50 @@ export interface Scratch {
   bias: number;
   runningMean: number;
   runningVar: number;
-  /** coefficient block: 6 rows of C rounded up to 4 floats (assembly/coefficients.ts) */
+  /** coefficient block: COEF_ROWS rows of C rounded up to 4 floats; the first three (mh, invstd, ml) are read back (assembly/coefficients.ts) */
   coef: number;
+  /** parts[0] shares the rows above; the others have their own */
+  parts: Part[];
 }
 
-/** The scratch rows for `c` channels from `base`, each 64-byte aligned, and the bytes they span. */
-function scratchLayout(base: number, c: number): { scratch: Scratch; bytes: number } {
+/** The scratch rows for `c` channels and `parts` parts from `base`, each 64-byte aligned, and the bytes they span. */
+function scratchLayout(base: number, c: number, parts: number, coefRows: number): { scratch: Scratch; bytes: number } {
   let at = base;
   const take = (bytes: number): number => {
     const ptr = at;
     at += Math.ceil(bytes / 64) * 64;
     return ptr;
   };
-  const scratch: Scratch = {
-    c,
+  const stride = (c + 3) & ~3;
+  const shared = {
     mean: take(c * 8),
     variance: take(c * 8),
-    invstd: take(c * 8),
+    total: take(c * 8),
     sumDy: take(c * 8),
     sumDyXc: take(c * 8),
+    coef: take(coefRows * stride * 4),
+  };
+  const scratch: Scratch = {
+    c,
+    mean: shared.mean,
+    variance: shared.variance,
+    invstd: take(c * 8),
+    sumDy: shared.sumDy,
+    sumDyXc: shared.sumDyXc,
     dweight: take(c * 8),
     weight: take(c * 4),
     bias: take(c * 4),
     runningMean: take(c * 4),
     runningVar: take(c * 4),
-    coef: take(COEF_ROWS * ((c + 3) & ~3) * 4),
+    coef: shared.coef,
+    // the stats kernels use the coefficient block's first rows as their f32 work rows
+    parts: [{ ...shared, work: shared.coef }],
   };
+  for (let p = 1; p < parts; p++) {
+    scratch.parts.push({
+      mean: take(c * 8), variance: take(c * 8), total: take(c * 8), sumDy: take(c * 8), sumDyXc: take(c * 8), work: take(2 * stride * 4),
+    });
+  }
   return { scratch, bytes: at - base };
 }
 
@@ -72,11 +107,30 @@ interface Block {
   count: number;
 }
 
+/**
+ * One part of a block: channels [c0, c1) of images (or rows) [i0, i1) of the block, `count` values
+ * per channel, writing its statistics or sums into `rows` (shared rows for a channel split, its own
+ * for a row split: then `own`).
+ */
+interface Slice {
+  c0: number;
+  c1: number;
+  i0: number;
+  i1: number;
+  count: number;
+  rows: Part;
+  own: boolean;
+}
+
 /** Running statistics to read (eval) or update (training, when `factor` is a number). */
 export interface Running {
   mean: Operand;
   variance: Operand;
 }
+
+/** Steps of a pass or an API call: yield one job per part, resume when they are done, return the result. */
+export type Steps<T> = Generator<Job[], T, void>;
+type Pass<T> = Steps<T>;
 
 export class Engine {
   /**
@@ -96,24 +150,54 @@ export class Engine {
   private scratchBlock = 0;
   private scratchChannels = -1;
   private current: Scratch | null = null;
+  /** Async calls run one at a time, in order; a sync call meanwhile throws. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private inFlight = 0;
+  /** Set while runAsync drives steps: passes then split for the workers only. */
+  private asyncMode = false;
 
   constructor(
     readonly name: BackendName,
     readonly kernels: Kernels,
     readonly memory: WasmMemory,
+    readonly executor: Executor,
   ) {}
+
+  /** Threads a sync call may use. */
+  get threads(): number {
+    return this.executor.threads;
+  }
+
+  /** Throws if an async call is in flight: sync calls would share its scratch. */
+  private assertIdle(what: string): void {
+    if (this.inFlight) {
+      throw new Error(`${what}: an async call is in flight on this backend; await it first (or use another backend from init())`);
+    }
+  }
+
+  /**
+   * Runs `fn` after every async call queued before it, alone on this backend's scratch. From this
+   * call until `fn` settles, sync calls throw (assertIdle).
+   */
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    this.inFlight++;
+    const run = this.queue.then(fn).finally(() => this.inFlight--);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
 
   /** Scratch for `c` channels, reused across calls (allocate it before taking any views). */
   scratch(c: number): Scratch {
+    const parts = Math.max(this.executor.threads, this.executor.pool?.size ?? 1);
     if (c > this.scratchChannels) {
       const grown = Math.max(c, 2 * this.scratchChannels, 64);
-      const block = this.memory.alloc(scratchLayout(0, grown).bytes, "channel scratch");
+      const block = this.memory.alloc(scratchLayout(0, grown, parts, this.kernels.COEF_ROWS.value).bytes, "channel scratch");
       if (this.scratchBlock) this.memory.release(this.scratchBlock);
       this.scratchBlock = block;
       this.scratchChannels = grown;
       this.current = null;
     }
-    if (this.current?.c !== c) this.current = scratchLayout(this.scratchBlock, c).scratch;
+    if (this.current?.c !== c) this.current = scratchLayout(this.scratchBlock, c, parts, this.kernels.COEF_ROWS.value).scratch;
     return this.current;
   }
 
@@ -137,41 +221,90 @@ export class Engine {
     };
   }
 
-  private release(temps: number[]): void {
-    for (const ptr of temps) this.memory.release(ptr);
+  // Passes are generators (Steps) that yield one job per part. `run` drives a caller's steps
+  // synchronously (the parts split over the caller and the pool where the caller may block);
+  // `runAsync` drives them on the pool's workers, after every async call queued before, and never
+  // blocks the caller. The API functions are themselves steps (validate, yield* a pass, finish), so
+  // sync and async calls share every line.
+
+  /** Runs `steps` synchronously; throws if an async call is in flight (it would share the scratch). */
+  run<T>(what: string, steps: Steps<T>): T {
+    this.assertIdle(what);
+    for (let step = steps.next(); ; step = steps.next()) {
+      if (step.done) return step.value;
+      this.executor.run(step.value);
+    }
   }
 
-  /** A per-channel array in wasm: its own address or a copy in `slot`; 0 for none. */
-  private stageChannels(t: Operand | null, slot: number, c: number): number {
-    if (t === null) return 0;
-    if (typeof t === "number") return t;
-    this.memory.f32(slot, c).set(t);
-    return slot;
+  /** Runs the steps `make()` returns on the pool's workers, after every async call queued before. */
+  runAsync<T>(make: () => Steps<T>): Promise<T> {
+    return this.serialize(async () => {
+      this.asyncMode = true;
+      try {
+        const steps = make();
+        for (let step = steps.next(); ; step = steps.next()) {
+          if (step.done) return step.value;
+          await this.executor.runAsync(step.value);
+        }
+      } finally {
+        this.asyncMode = false;
+      }
+    });
+  }
+
+  /** Parts for a pass over `bytes` of data in the current mode. */
+  private parts(bytes: number): number {
+    return this.asyncMode ? this.executor.partsAsync(bytes) : this.executor.parts(bytes);
   }
 
   /**
    * Forward pass from `x` to `y` (y may be x). With `batchStats` the statistics come from the batch
    * and land in the scratch mean/variance rows; otherwise `running` supplies them. invstd lands in
-   * the scratch invstd row either way. With
-   * `factor` (training with running statistics) those are updated in place:
-   * running = (1 - f) * running + f * batch, the variance unbiased as in torch.
-   * Both in wasm memory: whole-tensor kernels. Otherwise Float32Arrays are staged through
-   * cache-sized chunks, so the copies in and out cost about what the kernels' own passes cost.
+   * the scratch invstd row either way. With `factor` (training with running statistics) those are
+   * updated in place: running = (1 - f) * running + f * batch, the variance unbiased as in torch.
    */
   forward(
     x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Operand | null, bias: Operand | null, eps: number,
     batchStats: boolean, running: Running | null, factor: number | null,
-  ): void {
+  ): Steps<void> {
+    return this.forwardPass(x, y, g, sc, weight, bias, eps, batchStats, running, factor, this.parts(g.length * 4));
+  }
+
+  /** Batch mean and biased variance into the scratch mean/variance rows; `exact` sums in f64 throughout. */
+  batchStats(x: Operand, g: Geometry, sc: Scratch, exact: boolean): Steps<void> {
+    return this.statsPass(x, g, sc, exact, this.parts(g.length * 4));
+  }
+
+  /**
+   * Backward pass from the f64 `mean` and `invstd` the forward normalized with: dx to `dx` (may be
+   * dy); returns dweight and dbias. `training`: the statistics came from the batch, so the gradient
+   * flows through them.
+   */
+  backward(
+    dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Operand | null, mean: Float64Array,
+    invstd: Float64Array, training: boolean,
+  ): Steps<{ dweight: Float32Array; dbias: Float32Array }> {
+    return this.backwardPass(dy, x, dx, g, sc, weight, mean, invstd, training, this.parts(g.length * 4));
+  }
+
+  private *forwardPass(
+    x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Operand | null, bias: Operand | null, eps: number,
+    batchStats: boolean, running: Running | null, factor: number | null, parts: number,
+  ): Pass<void> {
     const k = this.kernels;
+    const ex = this.executor;
     const { c } = g;
     const w = this.stageChannels(weight, sc.weight, c);
     const b = this.stageChannels(bias, sc.bias, c);
-    if (batchStats && !g.rows && typeof x === "number" && typeof y === "number") {
+    if (batchStats && !g.rows && typeof x === "number" && typeof y === "number" && (parts === 1 || c >= parts)) {
+      // both in wasm memory: statistics and normalize fused per channel group, split by channel
       const group = Math.max(1, Math.floor(Engine.groupBytes / (g.n * g.s * 4)));
-      k.forwardTrainChannelsFirst(x, y, g.n, c, g.s, 0, c, group, eps, w, b, sc.mean, sc.variance, sc.invstd, sc.coef);
+      yield this.slices(g, this.whole(g), sc, parts).map((sl) => [
+        ex.call("forwardTrainChannelsFirst", x, y, g.n, c, g.s, sl.c0, sl.c1, group, eps, w, b, sc.mean, sc.variance, sc.invstd, sc.coef),
+      ]);
     } else {
       if (batchStats) {
-        this.batchStats(x, g, sc, false);
+        yield* this.statsPass(x, g, sc, false, parts);
         k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, 0, eps, w, b, sc.coef, sc.invstd);
       } else {
         const rm = this.stageChannels(running!.mean, sc.runningMean, c);
@@ -184,8 +317,9 @@ export class Engine {
         const bufX = typeof x === "number" ? 0 : this.alloc(blocks[0].length, temps);
         const bufY = typeof y === "number" ? 0 : bufX || this.alloc(blocks[0].length, temps);
         for (const blk of blocks) {
+          const src = this.stage(x, blk, bufX);
           const dst = typeof y === "number" ? y + blk.offset * 4 : bufY;
-          this.normalizeBlock(this.stage(x, blk, bufX), dst, g, blk, sc);
+          yield this.slices(g, blk, sc, parts).map((sl) => [this.normalizeCall(src, dst, g, blk, sl, sc)]);
           if (typeof y !== "number") y.set(this.memory.f32(dst, blk.length), blk.offset);
         }
       } finally {
@@ -202,45 +336,55 @@ export class Engine {
   }
 
   /**
-   * Batch mean and biased variance into the scratch mean/variance rows; `exact` sums in f64 throughout.
-   * A Float32Array is staged by chunks whose statistics are merged by Chan et al.'s formula.
+   * Batch mean and biased variance into the scratch mean/variance rows. One block in one part: the
+   * kernel writes them. Otherwise the parts' sums of x add up (as torch's one f64 sum does) and their
+   * M2 merge by Chan et al.'s formula, in block and part order.
    */
-  batchStats(x: Operand, g: Geometry, sc: Scratch, exact: boolean): void {
-    if (typeof x === "number") return this.statsBlock(x, g, this.whole(g), sc, exact);
+  private *statsPass(x: Operand, g: Geometry, sc: Scratch, exact: boolean, parts: number): Pass<void> {
     const { c } = g;
+    const ex = this.executor;
+    const e = exact ? 1 : 0;
     const temps: number[] = [];
     try {
       const blocks = this.blocks(g, x);
-      const buf = this.alloc(blocks[0].length, temps);
-      const mean = new Float64Array(c);
-      const m2 = new Float64Array(c);
-      const seen = new Float64Array(c);
+      const buf = typeof x === "number" ? 0 : this.alloc(blocks[0].length, temps);
+      let merged: { total: Float64Array; mean: Float64Array; m2: Float64Array; seen: Float64Array } | null = null;
       for (const blk of blocks) {
-        this.statsBlock(this.stage(x, blk, buf), g, blk, sc, exact);
-        const bm = this.f64(sc.mean, c);
-        const bv = this.f64(sc.variance, c);
-        const nb = blk.count;
-        for (let ch = blk.c0; ch < blk.c1; ch++) {
-          chanMerge(mean, m2, ch, seen[ch], nb, bm[ch], bv[ch] * nb);
-          seen[ch] += nb;
+        const at = this.stage(x, blk, buf);
+        const slices = this.slices(g, blk, sc, parts);
+        yield slices.map((sl) => {
+          const p = sl.rows;
+          if (g.rows) {
+            const line = c * 4;
+            return [ex.call("statsChannelsLast", at + sl.i0 * line, sl.i1 - sl.i0, c, sl.c0, sl.c1, p.mean, p.variance, p.total, p.work, e)];
+          }
+          const base = at - blk.c0 * g.s * 4 + sl.i0 * c * g.s * 4;
+          return [ex.call("statsChannelsFirst", base, sl.i1 - sl.i0, c, g.s, sl.c0, sl.c1, p.mean, p.variance, p.total, p.work, e)];
+        });
+        if (blocks.length === 1 && !slices[0].own) return; // disjoint channels of the shared rows: done
+        merged ??= { total: new Float64Array(c), mean: new Float64Array(c), m2: new Float64Array(c), seen: new Float64Array(c) };
+        for (const sl of slices) {
+          const total = this.f64(sl.rows.total, c);
+          const variance = this.f64(sl.rows.variance, c);
+          for (let ch = sl.c0; ch < sl.c1; ch++) {
+            chanMerge(merged.mean, merged.m2, ch, merged.seen[ch], sl.count, total[ch] / sl.count, variance[ch] * sl.count);
+            merged.total[ch] += total[ch];
+            merged.seen[ch] += sl.count;
+          }
         }
       }
-      this.f64(sc.mean, c).set(mean);
-      this.f64(sc.variance, c).set(m2.map((v) => v / g.count));
+      const { total, m2 } = merged!;
+      this.f64(sc.mean, c).set(total.map((t) => t / g.count));
+      this.f64(sc.variance, c).set(m2.map((v) => (Number.isNaN(v) ? NaN : v / g.count)));
     } finally {
       this.release(temps);
     }
   }
 
-  /**
-   * Backward pass from the f64 `mean` and `invstd` the forward normalized with: dx to `dx` (may be
-   * dy); returns dweight and dbias. `training`: the statistics came from the batch, so the gradient
-   * flows through them. Staging as in forward: whole tensors in wasm memory, else cache-sized chunks.
-   */
-  backward(
+  private *backwardPass(
     dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Operand | null, mean: Float64Array,
-    invstd: Float64Array, training: boolean,
-  ): { dweight: Float32Array; dbias: Float32Array } {
+    invstd: Float64Array, training: boolean, parts: number,
+  ): Pass<{ dweight: Float32Array; dbias: Float32Array }> {
     const k = this.kernels;
     const { c } = g;
     const w = this.stageChannels(weight, sc.weight, c);
@@ -254,32 +398,93 @@ export class Engine {
       const bufDy = typeof dy === "number" ? 0 : this.alloc(size, temps);
       const bufX = typeof x === "number" ? 0 : this.alloc(size, temps);
       const bufDx = typeof dx === "number" ? 0 : bufDy || this.alloc(size, temps);
-      // the reductions are sums: add up the chunks' partial sums
-      const sumDy = new Float64Array(c);
-      const sumDyXc = new Float64Array(c);
+      // the reduce kernels add into the sums: blocks and parts add up, the parts' own rows last, in order
+      for (const p of sc.parts) {
+        this.f64(p.sumDy, c).fill(0);
+        this.f64(p.sumDyXc, c).fill(0);
+      }
       for (const blk of blocks) {
-        this.reduceBlock(this.stage(dy, blk, bufDy), this.stage(x, blk, bufX), g, blk, sc);
-        const a = this.f64(sc.sumDy, c);
-        const b = this.f64(sc.sumDyXc, c);
-        for (let ch = blk.c0; ch < blk.c1; ch++) {
+        const gAt = this.stage(dy, blk, bufDy);
+        const xAt = this.stage(x, blk, bufX);
+        yield this.slices(g, blk, sc, parts).map((sl) => [
+          this.rangeCall("backwardReduce", g, blk, sl, [gAt, xAt], [sc.mean, sl.rows.sumDy, sl.rows.sumDyXc]),
+        ]);
+      }
+      for (let p = 1; p < sc.parts.length; p++) {
+        const [sumDy, sumDyXc] = [this.f64(sc.sumDy, c), this.f64(sc.sumDyXc, c)];
+        const [a, b] = [this.f64(sc.parts[p].sumDy, c), this.f64(sc.parts[p].sumDyXc, c)];
+        for (let ch = 0; ch < c; ch++) {
           sumDy[ch] += a[ch];
           sumDyXc[ch] += b[ch];
         }
       }
-      this.f64(sc.sumDy, c).set(sumDy);
-      this.f64(sc.sumDyXc, c).set(sumDyXc);
       k.backwardCoefficients(c, 0, c, g.count, sc.sumDy, sc.sumDyXc, sc.invstd, w, training ? 1 : 0, sc.coef, sc.dweight);
       for (const blk of blocks) {
         const dst = typeof dx === "number" ? dx + blk.offset * 4 : bufDx;
-        const g0 = this.stage(dy, blk, bufDy);
-        if (training) this.dxBlock(g0, this.stage(x, blk, bufX), dst, g, blk, sc);
-        else this.normalizeBlock(g0, dst, g, blk, sc);
+        const gAt = this.stage(dy, blk, bufDy);
+        const xAt = training ? this.stage(x, blk, bufX) : 0;
+        yield this.slices(g, blk, sc, parts).map((sl) => [
+          training ? this.rangeCall("backwardDx", g, blk, sl, [gAt, xAt, dst], [sc.coef]) : this.normalizeCall(gAt, dst, g, blk, sl, sc),
+        ]);
         if (typeof dx !== "number") dx.set(this.memory.f32(dst, blk.length), blk.offset);
       }
     } finally {
       this.release(temps);
     }
     return { dweight: new Float32Array(this.f64(sc.dweight, c)), dbias: new Float32Array(this.f64(sc.sumDy, c)) };
+  }
+
+  /** normalize (or eval-mode dx = dy * k1) on one part of a block. */
+  private normalizeCall(x: number, y: number, g: Geometry, blk: Block, sl: Slice, sc: Scratch): readonly number[] {
+    return this.rangeCall("normalize", g, blk, sl, [x, y], [sc.coef]);
+  }
+
+  /**
+   * A call of `${kind}ChannelsFirst` or `${kind}ChannelsLast` on one part: `tensors` are the block's
+   * data addresses, offset to the part; `after` the arguments that follow the shape. Channels-first
+   * kernels address channel ch at base + (i * C + ch) * S floats, so a block of channels [c0, c1)
+   * passes base = start - c0 * S.
+   */
+  private rangeCall(kind: "normalize" | "backwardReduce" | "backwardDx", g: Geometry, blk: Block, sl: Slice, tensors: number[], after: number[]): readonly number[] {
+    const ex = this.executor;
+    if (g.rows) {
+      const shift = sl.i0 * g.c * 4;
+      return ex.call(`${kind}ChannelsLast` as const, ...tensors.map((t) => t + shift), sl.i1 - sl.i0, g.c, sl.c0, sl.c1, ...after);
+    }
+    const shift = sl.i0 * g.c * g.s * 4 - blk.c0 * g.s * 4;
+    return ex.call(`${kind}ChannelsFirst` as const, ...tensors.map((t) => t + shift), sl.i1 - sl.i0, g.c, g.s, sl.c0, sl.c1, ...after);
+  }
+
+  /**
+   * The parts of a block: channel ranges (channels-first with enough channels: the shared rows), else
+   * ranges of rows or images (each part's own rows), else the whole block.
+   */
+  private slices(g: Geometry, blk: Block, sc: Scratch, parts: number): Slice[] {
+    const channels = blk.c1 - blk.c0;
+    const perImage = g.rows ? 1 : blk.count / blk.n;
+    if (parts > 1 && !g.rows && channels >= parts) {
+      return split(channels, parts).map(([a, b]) => ({
+        c0: blk.c0 + a, c1: blk.c0 + b, i0: 0, i1: blk.n, count: blk.count, rows: sc.parts[0], own: false,
+      }));
+    }
+    if (parts > 1 && blk.n >= parts) {
+      return split(blk.n, parts).map(([a, b], p) => ({
+        c0: blk.c0, c1: blk.c1, i0: a, i1: b, count: (b - a) * perImage, rows: sc.parts[p], own: true,
+      }));
+    }
+    return [{ c0: blk.c0, c1: blk.c1, i0: 0, i1: blk.n, count: blk.count, rows: sc.parts[0], own: false }];
+  }
+
+  private release(temps: number[]): void {
+    for (const ptr of temps) this.memory.release(ptr);
+  }
+
+  /** A per-channel array in wasm: its own address or a copy in `slot`; 0 for none. */
+  private stageChannels(t: Operand | null, slot: number, c: number): number {
+    if (t === null) return 0;
+    if (typeof t === "number") return t;
+    this.memory.f32(slot, c).set(t);
+    return slot;
   }
 
   private alloc(elements: number, temps: number[]): number {
@@ -335,38 +540,9 @@ export class Engine {
     }
     return blocks;
   }
-
-  // Kernel calls on one block whose data starts at the given addresses. Channels-first kernels address
-  // channel ch at base + (i * C + ch) * S floats, so a block of channels [c0, c1) passes base = start - c0 * S.
-
-  private statsBlock(x: number, g: Geometry, blk: Block, sc: Scratch, exact: boolean): void {
-    const e = exact ? 1 : 0;
-    if (g.rows) this.kernels.statsChannelsLast(x, blk.n, g.c, 0, g.c, sc.mean, sc.variance, sc.coef, e);
-    else this.kernels.statsChannelsFirst(x - blk.c0 * g.s * 4, blk.n, g.c, g.s, blk.c0, blk.c1, sc.mean, sc.variance, sc.coef, e);
-  }
-
-  private normalizeBlock(x: number, y: number, g: Geometry, blk: Block, sc: Scratch): void {
-    if (g.rows) this.kernels.normalizeChannelsLast(x, y, blk.n, g.c, 0, g.c, sc.coef);
-    else {
-      const shift = blk.c0 * g.s * 4;
-      this.kernels.normalizeChannelsFirst(x - shift, y - shift, blk.n, g.c, g.s, blk.c0, blk.c1, sc.coef);
-    }
-  }
-
-  private reduceBlock(dy: number, x: number, g: Geometry, blk: Block, sc: Scratch): void {
-    if (g.rows) this.kernels.backwardReduceChannelsLast(dy, x, blk.n, g.c, 0, g.c, sc.coef, sc.sumDy, sc.sumDyXc);
-    else {
-      const shift = blk.c0 * g.s * 4;
-      this.kernels.backwardReduceChannelsFirst(dy - shift, x - shift, blk.n, g.c, g.s, blk.c0, blk.c1, sc.coef, sc.sumDy, sc.sumDyXc);
-    }
-  }
-
-  private dxBlock(dy: number, x: number, dx: number, g: Geometry, blk: Block, sc: Scratch): void {
-    if (g.rows) this.kernels.backwardDxChannelsLast(dy, x, dx, blk.n, g.c, 0, g.c, sc.coef);
-    else {
-      const shift = blk.c0 * g.s * 4;
-      this.kernels.backwardDxChannelsFirst(dy - shift, x - shift, dx - shift, blk.n, g.c, g.s, blk.c0, blk.c1, sc.coef);
-    }
-  }
 }
 
+/** [start, end) of `parts` near-equal ranges of `n`. */
+function split(n: number, parts: number): [number, number][] {
+  return Array.from({ length: parts }, (_, p) => [Math.floor((n * p) / parts), Math.floor((n * (p + 1)) / parts)]);
+}

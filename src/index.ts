@@ -6,10 +6,13 @@
 //
 // init() loads the embedded wasm once per backend; everything else is synchronous.
 import {
-  batchNorm, batchNormBackward, BatchNormOptions, BatchNormResult, BatchNormBackwardOptions, BatchNormBackwardResult,
+  batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, BatchNormOptions, BatchNormResult, BatchNormBackwardOptions,
+  BatchNormBackwardResult,
 } from "./batchnorm.js";
 import { Engine } from "./engine.js";
+import { Executor } from "./executor.js";
 import { BackendName, instantiate, simdSupported } from "./kernels.js";
+import { Pool, threadsAvailable } from "./pool.js";
 import { WasmTensor } from "./memory.js";
 import { BatchNorm as BatchNormModule, BatchNormJSON, BatchNormModuleOptions } from "./module.js";
 import { RunningStats as RunningStatsBase, RunningStatsJSON } from "./running-stats.js";
@@ -32,11 +35,32 @@ export interface InitOptions {
    * the engine validates the SIMD build, else `'scalar'`.
    */
   backend?: BackendName;
+  /**
+   * Threads for each call: a whole number >= 1, or `'auto'` (the default): the cores available, at
+   * most {@link AUTO_THREADS_CAP}. More than 1 needs shared memory (Node; in browsers a
+   * cross-origin-isolated page); elsewhere the backend runs 1 thread and says so once in the console.
+   */
+  threads?: number | "auto";
 }
 
 /**
+ * The most threads `'auto'` picks. Batch normalization streams memory: a few cores saturate a socket's
+ * bandwidth, and more threads then only add wake-up cost (see the README's threads section).
+ */
+export const AUTO_THREADS_CAP = 4;
+
+/** Cores this environment reports (navigator.hardwareConcurrency, or Node's os.availableParallelism()). */
+function cores(): number {
+  const g = globalThis as { navigator?: { hardwareConcurrency?: number }; process?: { getBuiltinModule?(id: string): unknown } };
+  const os = g.process?.getBuiltinModule?.("node:os") as { availableParallelism?(): number } | undefined;
+  return Math.max(1, os?.availableParallelism?.() ?? g.navigator?.hardwareConcurrency ?? 1);
+}
+
+let warnedNoThreads = false;
+
+/**
  * A loaded backend (from {@link init}): the functional API, the module and RunningStats, bound to
- * one wasm memory. Everything on it is synchronous.
+ * one wasm memory. Calls are synchronous; the `...Async` ones run on worker threads.
  *
  * @example
  * const bn = await init();
@@ -62,9 +86,9 @@ export class Backend {
   };
   /**
    * Exact population statistics over many batches: `new bn.RunningStats(numFeatures)` (1 to 2^24,
-   * a RangeError otherwise), and
-   * `bn.RunningStats.fromJSON(json)` for what `JSON.stringify(stats)` wrote (an object or the JSON
-   * text; states no accumulator can hold are a `TypeError` or `RangeError` naming the field).
+   * a RangeError otherwise), and `bn.RunningStats.fromJSON(json)` for what `JSON.stringify(stats)`
+   * wrote (an object or the JSON text; states no accumulator can hold are a TypeError or RangeError
+   * naming the field).
    * @example
    * const stats = new bn.RunningStats(3).update(x, { shape: [8, 3, 32, 32] });
    * const restored = bn.RunningStats.fromJSON(JSON.stringify(stats));
@@ -74,6 +98,20 @@ export class Backend {
     fromJSON(json: RunningStatsJSON | string): RunningStatsBase;
   };
   private readonly engine: Engine;
+
+  /** Threads a sync call uses (1 where shared memory is not available, see InitOptions.threads). */
+  get threads(): number {
+    return this.engine.threads;
+  }
+
+  /**
+   * Ends this backend's worker threads (if any). The backend cannot run calls afterwards; init()
+   * with the same options loads a new one.
+   */
+  async terminate(): Promise<void> {
+    for (const [key, p] of loaded) if ((await p.catch(() => null)) === this) loaded.delete(key);
+    await this.engine.executor.pool?.terminate();
+  }
 
   /** @internal use init() */
   constructor(engine: Engine) {
@@ -139,6 +177,27 @@ export class Backend {
   }
 
   /**
+   * batchNorm without blocking the caller: the work runs on this backend's worker threads (on the
+   * calling thread where there are none, see `threads`). Calls on one backend run one at a time in
+   * the order made; a sync call while one is pending throws. Leave the inputs unchanged until it resolves.
+   * It rejects where batchNorm throws.
+   * @example
+   * const { y, mean, invstd } = await bn.batchNormAsync(x, { shape: [8, 3, 32, 32] });
+   */
+  batchNormAsync(x: Float32Array | WasmTensor, options: BatchNormOptions): Promise<BatchNormResult> {
+    return batchNormAsync(this.engine, x, options);
+  }
+
+  /**
+   * batchNormBackward without blocking the caller (as batchNormAsync).
+   * @example
+   * const { dx } = await bn.batchNormBackwardAsync(dy, x, { shape: [8, 3, 32, 32], mean, invstd });
+   */
+  batchNormBackwardAsync(dy: Float32Array | WasmTensor, x: Float32Array | WasmTensor, options: BatchNormBackwardOptions): Promise<BatchNormBackwardResult> {
+    return batchNormBackwardAsync(this.engine, dy, x, options);
+  }
+
+  /**
    * A zero-filled tensor of `length` floats in this backend's wasm memory: passing it (or views of
    * its `data`) to the API avoids every tensor-sized copy. `free()` it when done; one dropped
    * without `free()` is reclaimed when garbage-collected.
@@ -176,19 +235,43 @@ export class Backend {
   }
 }
 
-const loaded = new Map<BackendName, Promise<Backend>>();
-const INIT_OPTIONS: ReadonlySet<string> = new Set(["backend"]);
+const loaded = new Map<string, Promise<Backend>>();
+const INIT_OPTIONS: ReadonlySet<string> = new Set(["backend", "threads"]);
 
 /**
- * Loads a backend: compiles the embedded wasm once per build; concurrent and repeated calls share
- * one load (and one wasm memory).
- * @param options `backend` to force a build; see {@link InitOptions}.
- * @returns a promise of the {@link Backend}; it rejects with a TypeError for a bad or unknown option,
- *   or an Error when `'simd'` is forced on an engine without WebAssembly SIMD.
+ * Instantiates a build. Where shared memory and workers are available, that is the threaded build on
+ * a shared memory with a pool of `threads` workers: sync calls use the caller and threads - 1 of them,
+ * async calls run on the workers (so even 1 thread never blocks the caller). Elsewhere the plain build,
+ * 1 thread, and async calls run on the calling thread.
+ */
+async function load(name: BackendName, threads: number): Promise<Backend> {
+  const threaded = threadsAvailable();
+  if (threads > 1 && !threaded) {
+    if (!warnedNoThreads) {
+      warnedNoThreads = true;
+      console.warn(
+        "wasm-batchnorm: threads need SharedArrayBuffer; this page is not cross-origin isolated (serve it with " +
+          "'Cross-Origin-Opener-Policy: same-origin' and 'Cross-Origin-Embedder-Policy: require-corp'), so 1 thread is used",
+      );
+    }
+    threads = 1;
+  }
+  const { module, kernels, memory } = await instantiate(name, threaded);
+  const pool = threaded ? await Pool.start(module, memory.memory, threads) : null;
+  return new Backend(new Engine(name, kernels, memory, new Executor(kernels, module, pool, threads)));
+}
+
+/**
+ * Loads a backend: compiles the embedded wasm once per build and thread count; concurrent and
+ * repeated calls share one load (and one wasm memory). `init({ threads: 1 })` and
+ * `init({ threads: 2 })` are two independent backends.
+ * @param options `backend` to force a build, `threads`; see {@link InitOptions}.
+ * @returns a promise of the {@link Backend}; it rejects with a TypeError or RangeError for a bad or
+ *   unknown option, or an Error when `'simd'` is forced on an engine without WebAssembly SIMD.
  * @example
  * import { init } from "wasm-batchnorm";
- * const bn = await init();               // SIMD where supported
- * const scalar = await init({ backend: "scalar" });
+ * const bn = await init();               // SIMD where supported, threads 'auto'
+ * const scalar = await init({ backend: "scalar", threads: 1 });
  */
 export function init(options: InitOptions = {}): Promise<Backend> {
   try {
@@ -200,15 +283,21 @@ export function init(options: InitOptions = {}): Promise<Backend> {
   if (requested !== undefined && requested !== "simd" && requested !== "scalar") {
     return Promise.reject(new TypeError(`backend: expected 'simd' or 'scalar', got ${describe(requested)}`));
   }
+  const t = options.threads ?? "auto";
+  if (t !== "auto" && !(Number.isSafeInteger(t) && t >= 1 && t <= 256)) {
+    return Promise.reject(new RangeError(`threads: expected a whole number from 1 to 256 or 'auto', got ${describe(t)}`));
+  }
+  const threads = t === "auto" ? Math.min(cores(), AUTO_THREADS_CAP) : t;
   const name: BackendName = requested ?? (simdSupported() ? "simd" : "scalar");
-  let p = loaded.get(name);
+  const key = `${name}/${threads}`;
+  let p = loaded.get(key);
   if (!p) {
     if (name === "simd" && !simdSupported()) {
       return Promise.reject(new Error("backend: this engine does not support WebAssembly SIMD; use 'scalar'"));
     }
-    p = instantiate(name).then(({ kernels, memory }) => new Backend(new Engine(name, kernels, memory)));
-    p.catch(() => loaded.delete(name));
-    loaded.set(name, p);
+    p = load(name, threads);
+    p.catch(() => loaded.delete(key));
+    loaded.set(key, p);
   }
   return p;
 }

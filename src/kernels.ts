@@ -1,7 +1,13 @@
 // Loading a kernel build: base64 -> module, SIMD detection, instantiation against a WasmMemory,
 // and the typed signatures of the exports (see assembly/index.ts for what each computes).
-import { simdWasm, scalarWasm } from "./wasm.generated.js";
+import { simdWasm, scalarWasm, simdThreadsWasm, scalarThreadsWasm } from "./wasm.generated.js";
 import { WasmMemory } from "./memory.js";
+
+/**
+ * A compiled build: a WebAssembly.Module, typed opaquely so the published declarations compile
+ * without the DOM lib's WebAssembly namespace (the code hands the real module around).
+ */
+export type CompiledBuild = object;
 
 /** A kernel build: `'simd'` (128-bit WebAssembly SIMD, 4 floats per instruction) or `'scalar'`. */
 export type BackendName = "simd" | "scalar";
@@ -9,8 +15,17 @@ export type BackendName = "simd" | "scalar";
 /** Pointers are byte addresses; `c0`/`c1` select channels [c0, c1). */
 export interface Kernels {
   heapBase(): number;
-  statsChannelsFirst(x: number, n: number, c: number, s: number, c0: number, c1: number, mean: number, variance: number, shift: number, exact: number): void;
-  statsChannelsLast(x: number, rows: number, c: number, c0: number, c1: number, mean: number, variance: number, shift: number, exact: number): void;
+  /** Rows in a coefficient block (assembly/coefficients.ts owns the layout). */
+  COEF_ROWS: { readonly value: number };
+  /** f64 mean and biased variance, and sum(x) in `total` unless it is 0. */
+  statsChannelsFirst(
+    x: number, n: number, c: number, s: number, c0: number, c1: number, mean: number, variance: number, total: number, shift: number,
+    exact: number,
+  ): void;
+  /** f64 mean and biased variance, and sum(x) in `total` unless it is 0. */
+  statsChannelsLast(
+    x: number, rows: number, c: number, c0: number, c1: number, mean: number, variance: number, total: number, work: number, exact: number,
+  ): void;
   forwardCoefficients(
     c: number, c0: number, c1: number, mean: number, variance: number, f32Stats: number, eps: number, weight: number, bias: number,
     coef: number, invstd: number,
@@ -30,12 +45,14 @@ export interface Kernels {
     x: number, y: number, n: number, c: number, s: number, c0: number, c1: number, group: number, eps: number, weight: number,
     bias: number, mean: number, variance: number, invstd: number, coef: number,
   ): void;
+  /** Adds into sumDy and sumDyXc (f64); `mean` is f64. */
   backwardReduceChannelsFirst(
-    dy: number, x: number, n: number, c: number, s: number, c0: number, c1: number, coef: number, sumDy: number,
+    dy: number, x: number, n: number, c: number, s: number, c0: number, c1: number, mean: number, sumDy: number,
     sumDyXc: number,
   ): void;
+  /** Adds into sumDy and sumDyXc (f64); `mean` is f64. */
   backwardReduceChannelsLast(
-    dy: number, x: number, rows: number, c: number, c0: number, c1: number, coef: number, sumDy: number, sumDyXc: number,
+    dy: number, x: number, rows: number, c: number, c0: number, c1: number, mean: number, sumDy: number, sumDyXc: number,
   ): void;
   backwardDxChannelsFirst(
     dy: number, x: number, dx: number, n: number, c: number, s: number, c0: number, c1: number, coef: number,
@@ -43,15 +60,17 @@ export interface Kernels {
   backwardDxChannelsLast(dy: number, x: number, dx: number, rows: number, c: number, c0: number, c1: number, coef: number): void;
 }
 
-const decoded = new Map<BackendName, Uint8Array<ArrayBuffer>>();
+const decoded = new Map<string, Uint8Array<ArrayBuffer>>();
 
-function bytes(name: BackendName): Uint8Array<ArrayBuffer> {
-  let b = decoded.get(name);
+/** The bytes of a build: `threaded` is the shared-memory twin the worker pool runs. */
+function bytes(name: BackendName, threaded = false): Uint8Array<ArrayBuffer> {
+  const key = `${name}${threaded ? "-threads" : ""}`;
+  let b = decoded.get(key);
   if (!b) {
-    const text = atob(name === "simd" ? simdWasm : scalarWasm);
+    const text = atob(threaded ? (name === "simd" ? simdThreadsWasm : scalarThreadsWasm) : name === "simd" ? simdWasm : scalarWasm);
     b = new Uint8Array(text.length);
     for (let i = 0; i < text.length; i++) b[i] = text.charCodeAt(i);
-    decoded.set(name, b);
+    decoded.set(key, b);
   }
   return b;
 }
@@ -61,11 +80,22 @@ export function simdSupported(): boolean {
   return WebAssembly.validate(bytes("simd"));
 }
 
-export async function instantiate(name: BackendName): Promise<{ kernels: Kernels; memory: WasmMemory }> {
-  const module = await WebAssembly.compile(bytes(name));
-  const memory = new WasmMemory();
+/**
+ * Compiles a build and instantiates it on a new WasmMemory (shared for `threaded`); returns the
+ * compiled module too, which the worker pool instantiates again in each worker.
+ */
+export async function instantiate(
+  name: BackendName, threaded = false,
+): Promise<{ module: CompiledBuild; kernels: Kernels; memory: WasmMemory }> {
+  const module = await WebAssembly.compile(bytes(name, threaded));
+  const memory = new WasmMemory(threaded);
   const instance = await WebAssembly.instantiate(module, { env: { memory: memory.memory } });
   const kernels = instance.exports as unknown as Kernels;
   memory.start(kernels.heapBase());
-  return { kernels, memory };
+  return { module, kernels, memory };
+}
+
+/** Index of each export in `WebAssembly.Module.exports(module)`: how the pool names a kernel to a worker. */
+export function exportIndex(module: CompiledBuild): Map<string, number> {
+  return new Map(WebAssembly.Module.exports(module as WebAssembly.Module).map((e, i) => [e.name, i]));
 }

@@ -33,18 +33,23 @@ export class WasmMemory {
   private readonly used = new Map<number, number>();
   /** WasmTensor blocks: address -> bytes of data (the blocks Float32Array views may point into). */
   private readonly tensors = new Map<number, number>();
-  /** Buffers that growth detached: views of them get a clear error instead of a length mismatch. */
-  private readonly detached = new WeakSet<ArrayBufferLike>();
+  /** Buffers this memory had before it grew: detached (views of them get a clear error), or, shared, still valid. */
+  private readonly earlier = new WeakSet<ArrayBufferLike>();
   /** Blocks handed out since creation (a zero-copy call adds none). */
   allocations = 0;
 
   /** memory.buffer, cached: only grow() below changes it (the kernels never grow memory). */
-  private current: ArrayBuffer;
+  private current: ArrayBufferLike;
   /** A Float32Array over all of `current`, to copy floats out without a view per copy. */
   private all: Float32Array;
 
-  constructor() {
-    this.memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES });
+  /**
+   * `shared`: a shared memory for the worker pool (threaded builds). It starts at the same 16 MiB and
+   * grows the same way; growing it never detaches views (old ones keep their old length), and the
+   * workers' instances see the new size at once.
+   */
+  constructor(readonly shared = false) {
+    this.memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES, shared });
     this.current = this.memory.buffer;
     this.all = new Float32Array(this.current);
   }
@@ -55,7 +60,7 @@ export class WasmMemory {
     this.free.push({ ptr: start, size: this.buffer.byteLength - start });
   }
 
-  get buffer(): ArrayBuffer {
+  get buffer(): ArrayBufferLike {
     return this.current;
   }
 
@@ -103,9 +108,9 @@ export class WasmMemory {
     return false;
   }
 
-  /** Whether `buffer` is one of this memory's buffers that growth has detached. */
-  retired(buffer: ArrayBufferLike): boolean {
-    return this.detached.has(buffer);
+  /** Whether `buffer` is one this memory had before it grew (detached unless the memory is shared). */
+  grewFrom(buffer: ArrayBufferLike): boolean {
+    return this.earlier.has(buffer);
   }
 
   /** Copies `bytes` from address `src` to `dst` (the ranges may overlap). */
@@ -155,7 +160,7 @@ export class WasmMemory {
         throw new RangeError(`${what}: the engine refused to grow wasm memory to hold ${size} more bytes`);
       }
     }
-    this.detached.add(this.current);
+    this.earlier.add(this.current);
     this.current = this.memory.buffer;
     this.all = new Float32Array(this.current);
     const grown = this.buffer.byteLength - end;

@@ -2,7 +2,7 @@
 // statistics and the counter, keeps what backward needs from the last forward (the input, and the
 // statistics in float64), accumulates gradients as PyTorch's .grad does, reads and writes PyTorch's
 // state_dict keys, and has a JSON form of its own (options, parameters, buffers, counter).
-import { Engine, Operand, Running } from "./engine.js";
+import { Engine, Operand, Running, Steps } from "./engine.js";
 import { JsonFloat, f32ToJSON, floatsFromJSON, parseJSON } from "./json.js";
 import { WasmTensor } from "./memory.js";
 import {
@@ -244,6 +244,18 @@ export class BatchNorm {
    * const y = layer.forward(x, [8, 64, 28, 28]); // channels-first, numFeatures 64
    */
   forward(x: Tensor, shape: readonly number[]): Float32Array {
+    return this.engine.run("forward", this.forwardSteps(x, shape));
+  }
+
+  /**
+   * forward on the worker pool: resolves with the same output, never blocking the caller (leave `x`
+   * unchanged until it resolves). Rejects where forward throws.
+   */
+  forwardAsync(x: Tensor, shape: readonly number[]): Promise<Float32Array> {
+    return this.engine.runAsync(() => this.forwardSteps(x, shape));
+  }
+
+  private *forwardSteps(x: Tensor, shape: readonly number[]): Steps<Float32Array> {
     const memory = this.engine.memory;
     const xOp = checkTensor("x", x, memory);
     const g = geometry(shape, this.layout, x.length);
@@ -269,7 +281,7 @@ export class BatchNorm {
     const y = new Float32Array(g.length);
     const factor = track ? this.momentum ?? 1 / (this.numBatchesTracked + 1) : null;
     try {
-      engine.forward(xOp, y, g, sc, p.weight, p.bias, this.eps, batchStats, p.running, factor);
+      yield* engine.forward(xOp, y, g, sc, p.weight, p.bias, this.eps, batchStats, p.running, factor);
     } catch (e) {
       if (keep !== 0 && keep !== held.block) memory.release(keep);
       throw e;
@@ -309,6 +321,15 @@ export class BatchNorm {
    * for (let c = 0; c < layer.numFeatures; c++) layer.weight[c] -= lr * layer.weightGrad[c];
    */
   backward(dy: Tensor): Float32Array {
+    return this.engine.run("backward", this.backwardSteps(dy));
+  }
+
+  /** backward on the worker pool: resolves with the same dx, never blocking the caller. Rejects where backward throws. */
+  backwardAsync(dy: Tensor): Promise<Float32Array> {
+    return this.engine.runAsync(() => this.backwardSteps(dy));
+  }
+
+  private *backwardSteps(dy: Tensor): Steps<Float32Array> {
     const memory = this.engine.memory;
     const dyOp = checkTensor("dy", dy, memory);
     const saved = this.saved;
@@ -327,7 +348,7 @@ export class BatchNorm {
     const engine = this.engine;
     const sc = engine.scratch(g.c);
     const dx = new Float32Array(g.length);
-    const { dweight, dbias } = engine.backward(dyOp, saved.x, dx, g, sc, p.weight, saved.mean64, saved.invstd64, saved.batchStats);
+    const { dweight, dbias } = yield* engine.backward(dyOp, saved.x, dx, g, sc, p.weight, saved.mean64, saved.invstd64, saved.batchStats);
     if (this.affine) this.accumulate(wg, bg, dweight, dbias);
     return dx;
   }

@@ -1,7 +1,7 @@
 // RunningStats: exact per-channel population statistics over any number of batches (a whole data
 // set), with float64 state (count, mean, M2) merged by Chan et al.'s parallel formula (chan-merge.ts).
 import { chanMerge } from "./chan-merge.js";
-import { Engine } from "./engine.js";
+import { Engine, Steps } from "./engine.js";
 import { JsonFloat, f64ToJSON, floatsFromJSON, parseJSON } from "./json.js";
 import { Layout, Tensor, checkBoolean, checkKeys, checkLayout, checkNumFeatures, checkTensor, describe, geometry } from "./validate.js";
 
@@ -92,6 +92,18 @@ export class RunningStats {
    * @example stats.update(x, { shape: [8, 3, 32, 32] })
    */
   update(x: Tensor, options: RunningStatsUpdateOptions): this {
+    return this.engine.run("update", this.updateSteps(x, options));
+  }
+
+  /**
+   * update on the worker pool: resolves with this accumulator when the batch is added, never
+   * blocking the caller (leave `x` unchanged until then). Rejects where update throws.
+   */
+  updateAsync(x: Tensor, options: RunningStatsUpdateOptions): Promise<this> {
+    return this.engine.runAsync(() => this.updateSteps(x, options));
+  }
+
+  private *updateSteps(x: Tensor, options: RunningStatsUpdateOptions): Steps<this> {
     const xOp = checkTensor("x", x, this.engine.memory);
     checkKeys(options, UPDATE_OPTIONS);
     const g = geometry(options.shape, checkLayout(options.layout), x.length);
@@ -101,7 +113,7 @@ export class RunningStats {
     if (g.count === 0) return this;
     const engine = this.engine;
     const sc = engine.scratch(g.c);
-    engine.batchStats(xOp, g, sc, true);
+    yield* engine.batchStats(xOp, g, sc, true);
     const m2 = engine.f64(sc.variance, g.c).map((v) => v * g.count);
     this.mergeState(g.count, engine.f64(sc.mean, g.c), m2);
     return this;

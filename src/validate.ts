@@ -67,19 +67,23 @@ export function checkTensor(name: string, v: unknown, memory: WasmMemory): Opera
   throw new TypeError(`${name}: expected a Float32Array or WasmTensor, got ${describe(v)}${conversionHint(name, v)}`);
 }
 
-/** A Float32Array: its address when it views this backend's memory (inside a live WasmTensor), else itself. */
+/**
+ * A Float32Array: its address when it views this backend's memory (it must lie inside a live
+ * WasmTensor), else itself. A view of a buffer the memory had before it grew is detached (a
+ * TypeError), unless the memory is shared (threads), where such views stay valid.
+ */
 export function checkView(name: string, v: Float32Array, memory: WasmMemory): Operand {
   const buffer = v.buffer;
-  if (buffer === memory.buffer) {
-    if (!memory.inTensor(v.byteOffset, v.byteLength)) {
-      throw new TypeError(`${name}: a Float32Array over this backend's wasm memory must lie inside a live WasmTensor (freed, or not from alloc())`);
+  if (buffer !== memory.buffer) {
+    if (!memory.grewFrom(buffer)) return v;
+    if (!memory.shared) {
+      throw new TypeError(`${name}: a view of wasm memory that has grown since it was taken (detached); re-read WasmTensor.data after calls that may allocate`);
     }
-    return v.byteOffset;
   }
-  if (memory.retired(buffer)) {
-    throw new TypeError(`${name}: a view of wasm memory that has grown since it was taken (detached); re-read WasmTensor.data after calls that may allocate`);
+  if (!memory.inTensor(v.byteOffset, v.byteLength)) {
+    throw new TypeError(`${name}: a Float32Array over this backend's wasm memory must lie inside a live WasmTensor (freed, or not from alloc())`);
   }
-  return v;
+  return v.byteOffset;
 }
 
 /** A Float32Array of `length` floats (a module's parameters, buffers and gradients), resolved as checkTensor does. */

@@ -5,9 +5,34 @@ import { expect } from "vitest";
 import { init, type Backend } from "../src/index.js";
 
 export const BACKENDS = ["simd", "scalar"] as const;
+/** Thread counts every split-aware test runs with (2: a worker pool on shared memory). */
+export const THREADS = [1, 2] as const;
 
-export async function backend(name: (typeof BACKENDS)[number]): Promise<Backend> {
-  return init({ backend: name });
+/** A backend with `threads` threads (default 1: a plain, non-shared memory). */
+export async function backend(name: (typeof BACKENDS)[number], threads: number = 1): Promise<Backend> {
+  return init({ backend: name, threads });
+}
+
+/**
+ * A backend on a plain (non-shared) wasm memory, as a browser page without cross-origin isolation
+ * gets (growing it detaches its buffer): loaded with SharedArrayBuffer hidden, 1 thread. init()
+ * caches backends, so call it before any other init() of this build with 1 thread in the test file.
+ */
+export async function plainBackend(name: (typeof BACKENDS)[number]): Promise<Backend> {
+  const g = globalThis as { SharedArrayBuffer?: unknown };
+  const sab = g.SharedArrayBuffer;
+  delete g.SharedArrayBuffer;
+  let bn: Backend;
+  try {
+    bn = await init({ backend: name, threads: 1 });
+  } finally {
+    g.SharedArrayBuffer = sab;
+  }
+  const probe = bn.alloc(1);
+  const shared = probe.data.buffer instanceof SharedArrayBuffer;
+  probe.free();
+  if (shared) throw new Error(`plainBackend: a shared ${name} backend with 1 thread was loaded earlier in this file`);
+  return bn;
 }
 
 const goldenDir = fileURLToPath(new URL("./golden/", import.meta.url));

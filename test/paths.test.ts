@@ -4,7 +4,8 @@
 // the staged paths cut every tensor into many blocks.
 import { afterAll, describe, expect, it } from "vitest";
 import { Engine } from "../src/engine.js";
-import { BACKENDS, backend, ULP } from "./helpers.js";
+import { Executor } from "../src/executor.js";
+import { BACKENDS, THREADS, backend, ULP } from "./helpers.js";
 import { randn, referenceBackward, referenceForward } from "./reference.js";
 
 /** Deterministic pseudo-random integers. */
@@ -24,14 +25,17 @@ function close(a: ArrayLike<number>, b: ArrayLike<number>, rel: number): boolean
 }
 
 const defaultChunk = Engine.chunkBytes;
+const defaultSplit = Executor.splitBytes;
 afterAll(() => {
   Engine.chunkBytes = defaultChunk;
+  Executor.splitBytes = defaultSplit;
 });
 
-describe.each(BACKENDS)("tensor passing, %s backend", (name) => {
+describe.each(BACKENDS.flatMap((b) => THREADS.map((t) => [b, t] as const)))("tensor passing, %s backend, %i thread(s)", (name, threads) => {
   it("copying, zero-copy, mixed and module paths agree with the reference", async () => {
     Engine.chunkBytes = 64;
-    const bn = await backend(name);
+    Executor.splitBytes = 0; // every call split over the threads
+    const bn = await backend(name, threads);
     const rand = rng(2024);
     const misses: string[] = [];
     for (let t = 0; t < 120; t++) {

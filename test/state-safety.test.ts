@@ -1,9 +1,11 @@
 // Views of the backend's own wasm memory work wherever a Float32Array is accepted, also when the call
 // grows memory (issue 7 item 9); a call that throws changes nothing; huge channel counts are named
 // RangeErrors (item 10); a forward's mean and invstd have their own ArrayBuffers (item 12).
+// Each runs on a plain memory (as in a browser page without cross-origin isolation: growth detaches
+// views) and on a shared one (the threaded builds, as Node gets: growth leaves old views valid).
 import { describe, expect, it } from "vitest";
 import type { Backend, WasmTensor } from "../src/index.js";
-import { BACKENDS, backend, expectClose } from "./helpers.js";
+import { BACKENDS, backend, expectClose, plainBackend } from "./helpers.js";
 import { randn, referenceBackward, referenceForward } from "./reference.js";
 
 /**
@@ -27,9 +29,13 @@ function tensor(bn: Backend, values: Float32Array): [WasmTensor, Float32Array] {
 const shape = [4, 8, 64, 64];
 const length = 4 * 8 * 4096;
 
-describe.each(BACKENDS)("state safety, %s backend", (name) => {
-  it("views of wasm memory work in a call that grows memory; detached ones then get a clear TypeError", async () => {
-    const bn = await backend(name);
+const KINDS = BACKENDS.flatMap((name) => [[name, "plain"], [name, "shared"]] as const);
+/** The backend of a memory kind: plain (1 thread, SharedArrayBuffer hidden while it loads) or shared (2 threads). */
+const load = (name: (typeof BACKENDS)[number], kind: "plain" | "shared"): Promise<Backend> => (kind === "plain" ? plainBackend(name) : backend(name, 2));
+
+describe.each(KINDS)("state safety, %s backend, %s memory", (name, kind) => {
+  it("views of wasm memory work in a call that grows memory; then detached ones get a clear TypeError", async () => {
+    const bn = await load(name, kind);
     // forward in place on a Float32Array (out === x), parameters and running statistics as views
     const x = randn(length, 1, 2, 1);
     const [weight, bias, rm, rv] = [randn(8, 2, 0.5, 1), randn(8, 3), randn(8, 4), randn(8, 5, 0.1, 1)];
@@ -39,8 +45,8 @@ describe.each(BACKENDS)("state safety, %s backend", (name) => {
     let bytes = bn.memoryBytes;
     const xi = x.slice();
     const r = bn.batchNorm(xi, { shape, out: xi, weight: w, bias: b, runningMean: m, runningVar: v });
-    expect(bn.memoryBytes).toBeGreaterThan(bytes); // the call grew memory, detaching every view above
-    expect(w.length).toBe(0);
+    expect(bn.memoryBytes).toBeGreaterThan(bytes); // the call grew memory: a plain one detached every view above
+    expect(w.length).toBe(kind === "plain" ? 0 : 8);
     expect(r.y).toBe(xi);
     const ref = referenceForward(x, { shape, weight, bias, runningMean: rm, runningVar: rv });
     expectClose(xi, ref.y);
@@ -56,33 +62,60 @@ describe.each(BACKENDS)("state safety, %s backend", (name) => {
     bytes = bn.memoryBytes;
     const g = bn.batchNormBackward(d, x, { shape, weight: w2, mean, invstd, out });
     expect(bn.memoryBytes).toBeGreaterThan(bytes);
-    expect(out.length).toBe(0);
+    expect(out.length).toBe(kind === "plain" ? 0 : length);
     expect(g.dx).toEqual(more[4][0].data);
     expectClose(g.dx, expected.dx, 1e-4);
     expectClose(g.dweight, expected.dweight, 1e-4);
     expectClose(g.dbias, expected.dbias, 1e-4);
 
-    // the views taken before growth are detached now: every argument says so by name
     const t = more[0][0];
-    const detached = /re-read WasmTensor\.data/;
-    expect(() => bn.batchNorm(d, { shape })).toThrow(TypeError);
-    expect(() => bn.batchNorm(d, { shape })).toThrow(/^x: a view of wasm memory that has grown since it was taken \(detached\)/);
-    expect(() => bn.batchNorm(t, { shape, weight: w })).toThrow(/^weight: .*detached/);
-    expect(() => bn.batchNorm(t, { shape, out })).toThrow(/^out: .*detached/);
-    expect(() => bn.batchNorm(t, { shape, runningMean: m, runningVar: v })).toThrow(/^runningMean: .*detached/);
-    expect(() => bn.batchNormBackward(t, t, { shape, mean, invstd })).toThrow(/^mean: .*detached/);
-    expect(() => bn.batchNormBackward(d, t, { shape, mean: r.mean, invstd: r.invstd })).toThrow(/^dy: .*detached/);
-    const layer = new bn.BatchNorm(8);
-    expect(() => layer.forward(d, shape)).toThrow(detached);
-    layer.bias = b;
-    expect(() => layer.forward(t, shape)).toThrow(/^bias: .*detached/);
-    expect(() => new bn.RunningStats(8).update(d, { shape })).toThrow(detached);
+    if (kind === "shared") {
+      // shared memory: the views taken before growth still see the same memory, and still work
+      expect(Array.from(bn.batchNorm(d, { shape, weight: w, out }).y)).toEqual(Array.from(bn.batchNorm(t, { shape, weight: owned[0][0] }).y));
+      expect(Array.from(more[4][0].data)).toEqual(Array.from(bn.batchNorm(t, { shape, weight }).y));
+    } else {
+      // plain memory: the views taken before growth are detached now; every argument says so by name
+      const detached = /re-read WasmTensor\.data/;
+      expect(() => bn.batchNorm(d, { shape })).toThrow(TypeError);
+      expect(() => bn.batchNorm(d, { shape })).toThrow(/^x: a view of wasm memory that has grown since it was taken \(detached\)/);
+      expect(() => bn.batchNorm(t, { shape, weight: w })).toThrow(/^weight: .*detached/);
+      expect(() => bn.batchNorm(t, { shape, out })).toThrow(/^out: .*detached/);
+      expect(() => bn.batchNorm(t, { shape, runningMean: m, runningVar: v })).toThrow(/^runningMean: .*detached/);
+      expect(() => bn.batchNormBackward(t, t, { shape, mean, invstd })).toThrow(/^mean: .*detached/);
+      expect(() => bn.batchNormBackward(d, t, { shape, mean: r.mean, invstd: r.invstd })).toThrow(/^dy: .*detached/);
+      const layer = new bn.BatchNorm(8);
+      expect(() => layer.forward(d, shape)).toThrow(detached);
+      layer.bias = b;
+      expect(() => layer.forward(t, shape)).toThrow(/^bias: .*detached/);
+      expect(() => new bn.RunningStats(8).update(d, { shape })).toThrow(detached);
+    }
     for (const [tt] of [...owned, ...more]) tt.free();
     for (const f of fillers) f.free();
   });
 
+  it("async calls resolve views the same way, also when they grow memory", async () => {
+    const bn = await load(name, kind);
+    const x = randn(length, 19, 2, 1);
+    const rm = randn(8, 20);
+    const owned = [rm, new Float32Array(8).fill(1), new Float32Array(length)].map((a) => tensor(bn, a));
+    const [m, v, out] = owned.map(([, view]) => view);
+    const fillers = fillMemory(bn);
+    const bytes = bn.memoryBytes;
+    const r = await bn.batchNormAsync(x, { shape, runningMean: m, runningVar: v, out });
+    expect(bn.memoryBytes).toBeGreaterThan(bytes);
+    const ref = referenceForward(x, { shape, runningMean: rm, runningVar: new Float32Array(8).fill(1) });
+    expectClose(r.y, ref.y);
+    expect(r.y).toEqual(owned[2][0].data);
+    expectClose(owned[0][0].data, ref.runningMean!);
+    const layer = new bn.BatchNorm(8);
+    expectClose(await layer.forwardAsync(owned[2][0].data, shape), referenceForward(ref.y, { shape }).y);
+    layer.dispose();
+    for (const [t] of owned) t.free();
+    for (const f of fillers) f.free();
+  });
+
   it("views outside live WasmTensors are refused, naming the argument", async () => {
-    const bn = await backend(name);
+    const bn = await load(name, kind);
     const [t] = tensor(bn, randn(64, 12));
     const inside = t.data.subarray(8, 16);
     const outside = new Float32Array(t.data.buffer, 0, 16); // the module's own data, not a tensor
@@ -96,7 +129,7 @@ describe.each(BACKENDS)("state safety, %s backend", (name) => {
   });
 
   it("the module: a view as x, parameters, buffers and gradients, in calls that grow memory", async () => {
-    const bn = await backend(name);
+    const bn = await load(name, kind);
     const x = randn(length, 9, 2, 1);
     const dy = randn(length, 10);
     const plain = new bn.BatchNorm(8);
@@ -115,11 +148,13 @@ describe.each(BACKENDS)("state safety, %s backend", (name) => {
     expect(Array.from(y)).toEqual(Array.from(expectedY));
     expect(layer.numBatchesTracked).toBe(1);
     expect(Array.from(owned[2][0].data)).toEqual(Array.from(plain.runningMean!));
-    // the views the module holds are detached now: re-read them, as the error says
-    expect(() => layer.backward(dy)).toThrow(/^weight: .*detached.*re-read WasmTensor\.data/);
-    [layer.weight, layer.bias, layer.runningMean, layer.runningVar] = owned.slice(0, 4).map(([t]) => t.data);
-    expect(() => layer.backward(dy)).toThrow(/^weightGrad: .*detached/);
-    layer.weightGrad = owned[5][0].data;
+    if (kind === "plain") {
+      // the views the module holds are detached now: re-read them, as the error says
+      expect(() => layer.backward(dy)).toThrow(/^weight: .*detached.*re-read WasmTensor\.data/);
+      [layer.weight, layer.bias, layer.runningMean, layer.runningVar] = owned.slice(0, 4).map(([t]) => t.data);
+      expect(() => layer.backward(dy)).toThrow(/^weightGrad: .*detached/);
+      layer.weightGrad = owned[5][0].data;
+    }
     expect(Array.from(layer.backward(dy))).toEqual(Array.from(expectedDx));
     expect(Array.from(owned[5][0].data)).toEqual(Array.from(plain.weightGrad!));
     for (const [t] of owned) t.free();
@@ -129,7 +164,7 @@ describe.each(BACKENDS)("state safety, %s backend", (name) => {
   });
 
   it("a call that throws changes nothing: the counter, running statistics, grads and the saved forward", async () => {
-    const bn = await backend(name);
+    const bn = await load(name, kind);
     const s = [4, 3, 5];
     const x = randn(60, 13, 2, 1);
     const dy = randn(60, 14);
@@ -158,7 +193,7 @@ describe.each(BACKENDS)("state safety, %s backend", (name) => {
   });
 
   it("huge channel counts are RangeErrors naming the argument; an empty batch allocates no scratch", async () => {
-    const bn = await backend(name);
+    const bn = await load(name, kind);
     expect(() => bn.batchNorm(new Float32Array(0), { shape: [0, 2 ** 40] })).toThrow(RangeError);
     expect(() => bn.batchNorm(new Float32Array(0), { shape: [0, 2 ** 40] })).toThrow(/^shape: \[0, 1099511627776\] has 1099511627776 channels, more than the 16777216/);
     expect(() => bn.batchNorm(new Float32Array(0), { shape: [0, 3, 2 ** 40], layout: "channels-last" })).toThrow(/^shape: /);
@@ -181,7 +216,7 @@ describe.each(BACKENDS)("state safety, %s backend", (name) => {
   });
 
   it("a forward's mean and invstd have ArrayBuffers of their own", async () => {
-    const bn = await backend(name);
+    const bn = await load(name, kind);
     const x = randn(2 * 5 * 3, 15, 2, 1);
     const t = bn.alloc(x.length);
     t.data.set(x);

@@ -4,7 +4,8 @@
 // before timing: TensorFlow.js (cpu, wasm), onnxruntime-web (wasm) and onnxruntime-node (native),
 // and PyTorch's CPU kernel where Debian's python3-torch is installed. The peers live in their own
 // package (bench/peers/package.json), installed here on first use with `npm install --ignore-scripts`
-// so they never burden the library's own install. Writes bench/results/peers.{json,svg,md}.
+// so they never burden the library's own install. Writes peers.{json,svg,md} to bench/results/local/
+// (git-ignored), or with --save to bench/results/ (tracked, shown in the README).
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
@@ -34,7 +35,7 @@ function ensureInstalled() {
 const installError = ensureInstalled();
 if (installError) log(`${installError}; peers that cannot load are reported as failed`);
 
-const { FULL, PRISTINE_NOTE, QUICK, Runner, parseArgs, plan } = await import("../harness.js");
+const { FULL, PRISTINE_NOTE, QUICK, Runner, parseArgs, plan, resultsDir } = await import("../harness.js");
 const { copyYardstick, copyingImpl, zeroCopyImpl } = await import("../impls.js");
 const { consoleTable, derive, environment, writeResults } = await import("../report.js");
 const { OPS, TOLERANCE_DEFINITION, TRAFFIC_DEFINITION, WORKLOADS, bytesOf, channelsOf, countOf, lengthOf } = await import("../workloads.js");
@@ -49,14 +50,15 @@ if (args.help) {
   --ops=train,infer      subset of ${OPS.map((o) => o.id).join(",")}
   --impls=a,b            subset of simd-copy,simd-zero,tfjs-cpu,tfjs-wasm,ort-web,ort-node,torch (copy always runs)
   --time=ms              time budget per task
-  --out=dir              where peers.{json,svg,md} go (default bench/results)`);
+  --save                 write bench/results/peers.* (tracked; a complete run only), not bench/results/local/
+  --out=dir              where peers.{json,svg,md} go instead`);
   process.exit(0);
 }
 const full = args.full;
 const timing = { ...(full ? FULL : QUICK), ...(args.time ? { time: args.time } : {}) };
 const pairs = plan({ workloads: args.workloads ?? WORKLOADS.map((w) => w.id), ops: args.ops ?? OPS.map((o) => o.id), quick: !full });
 const workloads = [...new Set(pairs.map((p) => p.w))];
-const outDir = args.out ?? path.join(HERE, "..", "results");
+const outDir = resultsDir(args);
 mkdirSync(outDir, { recursive: true });
 
 const bn = await init({ backend: "simd" }).catch(() => init({ backend: "scalar" }));

@@ -8,7 +8,8 @@ import {
 } from "wasm-batchnorm";
 
 const bn: Backend = await init();
-const scalar: Backend = await init({ backend: "scalar" });
+const scalar: Backend = await init({ backend: "scalar", threads: 1 });
+const threads: number = bn.threads;
 const shape = [2, 3, 4];
 const x = new Float32Array(24);
 const layout: Layout = "channels-first";
@@ -24,6 +25,9 @@ bn.batchNorm(input, { shape, out: t.data, runningMean: bn.alloc(3), runningVar: 
 const stats = bn.memoryStats();
 const largest: number = stats.largestFree + stats.inUse + stats.bytes + stats.allocations + scalar.memoryBytes;
 t.free();
+const later: Promise<void> = bn.batchNormAsync(x, options).then(async (r) => {
+  await bn.batchNormBackwardAsync(r.y, x, { shape, mean: r.mean, invstd: r.invstd });
+});
 
 // the module
 const layer = new bn.BatchNorm(3, { momentum: null, affine: true, trackRunningStats: true, layout: "channels-last" });
@@ -43,12 +47,14 @@ const json: BatchNormJSON = layer.toJSON();
 const nan: JsonFloat = "NaN";
 const copy = bn.BatchNorm.fromJSON(json);
 bn.BatchNorm.fromJSON(JSON.stringify(layer)).eval().train(true).dispose();
+const forwarded: Promise<Float32Array> = layer.forwardAsync(x, [2, 4, 3]).then((y) => layer.backwardAsync(y));
 
 // RunningStats
 const running = new bn.RunningStats(3).update(x, { shape: [8, 3], layout: "channels-last" });
 const variance: Float64Array = running.variance({ unbiased: true });
 const saved: RunningStatsJSON = running.toJSON();
 bn.RunningStats.fromJSON(saved).merge(bn.RunningStats.fromJSON(JSON.stringify(running)));
+const updated: Promise<unknown> = running.updateAsync(x, { shape: [8, 3] });
 
 // what the types must reject
 // @ts-expect-error a misspelt option
@@ -65,6 +71,8 @@ bn.batchNorm(x, { shape, layout: "NHWC" });
 bn.batchNorm(x, { shape, momentum: null });
 // @ts-expect-error not a backend
 void init({ backend: "gpu" });
+// @ts-expect-error threads is a number or 'auto'
+void init({ threads: "many" });
 // @ts-expect-error a misspelt module option
 new bn.BatchNorm(3, { trackRunningStat: false });
 // @ts-expect-error trackRunningStats is a boolean
@@ -80,4 +88,4 @@ running.variance({ unbiassed: true });
 // @ts-expect-error RunningStats.update needs a shape
 running.update(x, {});
 
-export { copy, dweight, dx, largest, nan, tracking, variance, w, weightGrad };
+export { copy, dweight, dx, forwarded, largest, later, nan, threads, tracking, updated, variance, w, weightGrad };

@@ -1,0 +1,104 @@
+// Direct tests of backwardDxChannelsFirst and backwardDxChannelsLast on every build, with blocks from
+// splitMeans + backwardCoefficients: spatial sizes from the kernel's row loops and channel counts
+// from its lanes (eq/div/lt/gt), channel sub-ranges, in place (dx = dy), with and without weight, the
+// scaled forms (data at 1e37, +-1e38, and 1e-30 with eps = 0) mixed with normal channels, eval mode
+// (dx = dy * w * invstd through the normalize kernel, as the engine runs it); against float64
+// dx = w * invstd * (dy - sum(dy) / n - xhat * dweight / n).
+import { describe } from "vitest";
+import {
+  Arena, BUILDS, Checks, KernelTester, type Loaded, affine, at, channel, channelOf, coefStride, count, elementwiseSuite, length,
+  loopSteps, stats64, tensor, withArena,
+} from "./harness.js";
+import { maxAbs } from "../reference.js";
+
+const ROW_STEPS = loopSteps("backward_dx_channels_first.ts", /q \+ (\d+) <= end/g, 4);
+const LANES = loopSteps("backward_dx_channels_last.ts", /ch \+ (\d+) <= c1/g);
+
+class DxTester extends KernelTester {
+  private isTraining = true;
+
+  /** Training (statistics of the batch) or eval (statistics constant: dx = dy * w * invstd). */
+  training(v: boolean): this {
+    this.isTraining = v;
+    return this;
+  }
+
+  async test(k: Loaded): Promise<string[]> {
+    const g = this.g;
+    const [c0, c1] = this.range;
+    const cf = g.layout === "channels-first";
+    const n = count(g);
+    const checks = new Checks(this.label(`training=${this.isTraining} inplace=${this.inPlace} affine=${this.withAffine} eps=${this.epsValue}`));
+    const x = tensor(g, this.kindList, this.seedValue);
+    const dy = tensor(g, ["normal"], this.seedValue + 1000);
+    const { weight } = affine(g.c, this.seedValue);
+    const w = (ch: number) => (this.withAffine ? weight[ch] : 1);
+    const mean: number[] = [], variance: number[] = [], invstd: number[] = [], sumDy: number[] = [], sumDyXc: number[] = [];
+    for (let ch = 0; ch < g.c; ch++) {
+      const st = stats64(channel(g, x, ch));
+      mean.push(st.mean);
+      variance.push(st.variance);
+      invstd.push(1 / Math.sqrt(st.variance + this.epsValue));
+      let s1 = 0, s2 = 0;
+      for (let j = 0; j < n; j++) [s1, s2] = [s1 + dy[at(g, ch, j)], s2 + dy[at(g, ch, j)] * (x[at(g, ch, j)] - st.mean)];
+      sumDy.push(s1);
+      sumDyXc.push(s2);
+    }
+    await withArena(k, (a: Arena) => {
+      const dxWritable = (i: number) => this.inRange(channelOf(g, i));
+      const dyb = a.f32("dy", length(g), dy, this.inPlace ? dxWritable : undefined);
+      const xb = a.f32("x", length(g), x, undefined, this.misalignX);
+      const dxb = this.inPlace ? dyb : a.f32("dx", length(g), undefined, dxWritable);
+      const stride = coefStride(g.c);
+      // only the range's coefficients are set: the rest stay NaN sentinels the kernel must not read
+      const coef = a.f32("coef", k.kernels.COEF_ROWS.value * stride);
+      const mb = a.f64("mean", g.c, mean), rb = a.f64("invstd", g.c, invstd);
+      const sdb = a.f64("sumDy", g.c, sumDy), sxb = a.f64("sumDyXc", g.c, sumDyXc);
+      const wb = this.withAffine ? a.f32("weight", g.c, weight).ptr : 0;
+      const dweight = a.f64("dweight", g.c);
+      k.kernels.splitMeans(g.c, c0, c1, mb.ptr, coef.ptr);
+      k.kernels.backwardCoefficients(g.c, c0, c1, n, sdb.ptr, sxb.ptr, rb.ptr, wb, this.isTraining ? 1 : 0, coef.ptr, dweight.ptr);
+      const dw = a.read(dweight);
+      for (let ch = c0; ch < c1; ch++) checks.close(`dweight[${ch}]`, dw[ch], sumDyXc[ch] * invstd[ch], 1e-15 * Math.abs(sumDyXc[ch] * invstd[ch]));
+      this.checkForms(checks, a.read(coef), variance);
+      a.seal();
+      if (this.isTraining) {
+        if (cf) k.kernels.backwardDxChannelsFirst(dyb.ptr, xb.ptr, dxb.ptr, g.n, g.c, g.s, c0, c1, coef.ptr);
+        else k.kernels.backwardDxChannelsLast(dyb.ptr, xb.ptr, dxb.ptr, g.n, g.c, c0, c1, coef.ptr);
+      } else {
+        // eval: the block has forward form with mh = 0, b = 0 (see coefficients.ts)
+        if (cf) k.kernels.normalizeChannelsFirst(dyb.ptr, dxb.ptr, g.n, g.c, g.s, c0, c1, coef.ptr);
+        else k.kernels.normalizeChannelsLast(dyb.ptr, dxb.ptr, g.n, g.c, c0, c1, coef.ptr);
+      }
+      checks.untouched(a);
+      const dx = a.read(dxb);
+      for (let ch = c0; ch < c1; ch++) {
+        const k1 = w(ch) * invstd[ch], dwt = sumDyXc[ch] * invstd[ch];
+        const want = Float64Array.from({ length: n }, (_, j) => {
+          const i = at(g, ch, j);
+          if (!this.isTraining) return dy[i] * k1;
+          const xhat = (x[i] - mean[ch]) * invstd[ch];
+          return k1 * (dy[i] - sumDy[ch] / n - (xhat * dwt) / n);
+        });
+        // dx sums terms of size |dy * w * invstd| that can cancel to nothing (two values per channel
+        // give dx = 0), so its bar is 8 ulps of the largest term, as in test/accuracy.test.ts
+        checks.bar(`dx channel ${ch}`, channel(g, dx, ch), want, Math.max(Math.abs(k1) * maxAbs(channel(g, dy, ch)), maxAbs(want)));
+      }
+    });
+    return checks.failures;
+  }
+}
+
+const tester = () => new DxTester();
+
+/** A normal case and a scaled one per geometry, varying in place / affine / training. */
+function both(make: () => DxTester, i: number): DxTester[] {
+  return [
+    make().kinds("normal", "offset", "pilot-miss").inplace(i % 2 === 0).affine(i % 3 !== 0).training(i % 4 !== 1).seed(i),
+    make().kinds("huge", "tiny", "wide", "normal").eps(0).inplace(i % 2 === 1).affine(i % 3 !== 1).training(i % 5 !== 2).seed(i + 100),
+  ];
+}
+
+describe.each(BUILDS)("backward dx kernels, $label build", (build) => {
+  elementwiseSuite(build, { rowSteps: ROW_STEPS, lanes: LANES, make: tester, variants: both, mixed: (make) => [make(), make().training(false)] });
+});

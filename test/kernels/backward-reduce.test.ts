@@ -1,0 +1,162 @@
+// Direct tests of backwardReduceChannelsFirst and backwardReduceChannelsLast on every build: sizes
+// from the kernels' row loops (channels-first) and rows-at-once and lanes (channels-last), channel
+// sub-ranges, sums added into non-zero initial values, partials split by rows or by channels that add
+// up to the whole (by channels: the same bits), on offset, 1e37 and 1e-30 data; against float64
+// sum(dy) and sum(dy * (x - mean)).
+import { describe, expect, it } from "vitest";
+import {
+  Arena, BUILDS, Checks, KernelTester, type Kind, type Loaded, at, channel, count, length, load, loopSteps, runAll, sizeCases, stats64,
+  subRanges, tensor, withArena,
+} from "./harness.js";
+import { randn } from "../reference.js";
+
+const CF_STEPS = loopSteps("backward_reduce_channels_first.ts", /q \+ (\d+) <= end/g, 4);
+const CL = "backward_reduce_channels_last.ts";
+const ROWS_AT_ONCE = loopSteps(CL, /r \+ (\d+) <= rows/g);
+const LANES = loopSteps(CL, /ch \+ (\d+) <= c1/g);
+
+type Split = { by: "rows" | "channels"; at: number } | null;
+
+class ReduceTester extends KernelTester {
+  private initial = true;
+  private splitAt: Split = null;
+
+  /** Non-zero sums before the call (the kernels add into their outputs), or zeros. */
+  initialSums(v: boolean): this {
+    this.initial = v;
+    return this;
+  }
+
+  /** Two calls, rows [0, at) and [at, N) or channels [c0, at) and [at, c1), instead of one. */
+  split(by: "rows" | "channels", at: number): this {
+    this.splitAt = { by, at };
+    return this;
+  }
+
+  async test(k: Loaded): Promise<string[]> {
+    const g = this.g;
+    const [c0, c1] = this.range;
+    const cf = g.layout === "channels-first";
+    const split = this.splitAt;
+    const checks = new Checks(this.label(`initial=${this.initial} split=${split ? `${split.by}@${split.at}` : "none"}`));
+    const x = tensor(g, this.kindList, this.seedValue);
+    const dy = tensor(g, ["normal", "offset", "normal"], this.seedValue + 1000);
+    const mean = Array.from({ length: g.c }, (_, ch) => stats64(channel(g, x, ch)).mean);
+    const init = this.initial ? Array.from(randn(2 * g.c, this.seedValue + 3), (v) => 1e3 * v) : new Array<number>(2 * g.c).fill(0);
+    const inRange = (ch: number) => this.inRange(ch);
+    await withArena(k, (a: Arena) => {
+      const dyb = a.f32("dy", length(g), dy);
+      const xb = a.f32("x", length(g), x, undefined, this.misalignX);
+      const mb = a.f64("mean", g.c, mean);
+      // sentinels outside the range; whole-call sums too when split, to compare bits
+      const sums = (name: string, from: number) => a.f64(name, g.c, init.slice(from, from + g.c).map((v, ch) => (inRange(ch) ? v : NaN)), inRange);
+      const sumDy = sums("sumDy", 0), sumDyXc = sums("sumDyXc", g.c);
+      const whole = split?.by === "channels" ? [sums("sumDy whole", 0), sums("sumDyXc whole", g.c)] : null;
+      a.seal();
+      const call = (r0: number, r1: number, a0: number, a1: number, sd: number, sx: number) => {
+        const skip = r0 * g.c * g.s * 4;
+        if (cf) k.kernels.backwardReduceChannelsFirst(dyb.ptr + skip, xb.ptr + skip, r1 - r0, g.c, g.s, a0, a1, mb.ptr, sd, sx);
+        else k.kernels.backwardReduceChannelsLast(dyb.ptr + skip, xb.ptr + skip, r1 - r0, g.c, a0, a1, mb.ptr, sd, sx);
+      };
+      if (!split) call(0, g.n, c0, c1, sumDy.ptr, sumDyXc.ptr);
+      else if (split.by === "rows") {
+        call(0, split.at, c0, c1, sumDy.ptr, sumDyXc.ptr);
+        call(split.at, g.n, c0, c1, sumDy.ptr, sumDyXc.ptr);
+      } else {
+        call(0, g.n, split.at, c1, sumDy.ptr, sumDyXc.ptr);
+        call(0, g.n, c0, split.at, sumDy.ptr, sumDyXc.ptr);
+        call(0, g.n, c0, c1, whole![0].ptr, whole![1].ptr);
+      }
+      checks.untouched(a);
+      const sd = a.read(sumDy), sx = a.read(sumDyXc);
+      for (let ch = c0; ch < c1; ch++) {
+        let s1 = init[ch], s2 = init[g.c + ch], a1 = Math.abs(s1), a2 = Math.abs(s2);
+        for (let j = 0; j < count(g); j++) {
+          const i = at(g, ch, j);
+          const t = dy[i] * (x[i] - mean[ch]);
+          [s1, s2, a1, a2] = [s1 + dy[i], s2 + t, a1 + Math.abs(dy[i]), a2 + Math.abs(t)];
+        }
+        // f64 sums of exactly widened values: float64-grade
+        checks.close(`sumDy[${ch}]`, sd[ch], s1, 1e-12 * a1);
+        checks.close(`sumDyXc[${ch}]`, sx[ch], s2, 1e-12 * a2);
+      }
+      if (whole) {
+        const wd = a.read(whole[0]), wx = a.read(whole[1]);
+        for (let ch = c0; ch < c1; ch++) {
+          if (!Object.is(wd[ch], sd[ch]) || !Object.is(wx[ch], sx[ch])) checks.fail(`channel ${ch}: split by channels differs from one call`);
+        }
+      }
+    });
+    return checks.failures;
+  }
+}
+
+const tester = () => new ReduceTester();
+const DATA: Kind[] = ["normal", "offset", "pilot-miss"];
+
+describe.each(BUILDS)("backward reduce kernels, $label build", (build) => {
+  describe("channels-first", () => {
+    for (const [name, sizes] of sizeCases(CF_STEPS)) {
+      it(`spatial ${name}`, async () => {
+        const cases = sizes.map((s) => tester().channelsFirst(2, 3, s).initialSums(s % 2 === 1).kinds(...DATA).seed(s));
+        expect(await runAll(await load(build), cases)).toEqual([]);
+      });
+    }
+
+    it("channel sub-ranges leave the other channels untouched", async () => {
+      const cases = subRanges(7).map(([c0, c1], i) => tester().channelsFirst(2, 7, 11).channels(c0, c1).kinds(...DATA).seed(i));
+      expect(await runAll(await load(build), cases)).toEqual([]);
+    });
+
+    it("partials split by rows add up to the whole", async () => {
+      const cases = [1, 2, 3, 4].map((at) => tester().channelsFirst(5, 3, 7).split("rows", at).kinds(...DATA).seed(at));
+      expect(await runAll(await load(build), cases)).toEqual([]);
+    });
+
+    it("partials split by channels add up to the same bits", async () => {
+      const cases = [1, 2, 3, 4, 5, 6].map((at) => tester().channelsFirst(2, 7, 13).split("channels", at).kinds(...DATA).seed(at));
+      expect(await runAll(await load(build), cases)).toEqual([]);
+    });
+
+    it("unaligned x, data at 1e37 and 1e-30", async () => {
+      const cases = [1, 2, 3].map((m) => tester().channelsFirst(2, 3, 23).misalign(m).kinds("huge", "tiny", "wide").seed(m));
+      expect(await runAll(await load(build), cases)).toEqual([]);
+    });
+  });
+
+  describe("channels-last", () => {
+    for (const [name, sizes] of sizeCases(ROWS_AT_ONCE)) {
+      it(`rows ${name}`, async () => {
+        const cases = sizes.map((rows) => tester().channelsLast(rows, 6).initialSums(rows % 2 === 0).kinds(...DATA).seed(rows));
+        expect(await runAll(await load(build), cases)).toEqual([]);
+      });
+    }
+
+    for (const [name, sizes] of sizeCases(LANES)) {
+      it(`channels ${name}`, async () => {
+        const cases = sizes.map((c) => tester().channelsLast(5, c).initialSums(c % 2 === 0).kinds(...DATA).seed(c));
+        expect(await runAll(await load(build), cases)).toEqual([]);
+      });
+    }
+
+    it("channel sub-ranges leave the other channels untouched", async () => {
+      const cases = subRanges(11).map(([c0, c1], i) => tester().channelsLast(7, 11).channels(c0, c1).kinds(...DATA).seed(i));
+      expect(await runAll(await load(build), cases)).toEqual([]);
+    });
+
+    it("partials split by rows add up to the whole", async () => {
+      const cases = Array.from({ length: 8 }, (_, i) => tester().channelsLast(9, 6).split("rows", i + 1).kinds(...DATA).seed(i));
+      expect(await runAll(await load(build), cases)).toEqual([]);
+    });
+
+    it("partials split by channels add up to the same bits", async () => {
+      const cases = Array.from({ length: 10 }, (_, i) => tester().channelsLast(5, 11).split("channels", i + 1).kinds(...DATA).seed(i));
+      expect(await runAll(await load(build), cases)).toEqual([]);
+    });
+
+    it("data at 1e37 and 1e-30 mixed with normal channels", async () => {
+      const cases = [1, 4, 7].map((rows) => tester().channelsLast(rows, 9).kinds("huge", "normal", "tiny", "offset", "wide").seed(rows));
+      expect(await runAll(await load(build), cases)).toEqual([]);
+    });
+  });
+});
