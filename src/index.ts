@@ -11,6 +11,7 @@ import {
 } from "./batchnorm.js";
 import { Engine } from "./engine.js";
 import { Executor } from "./executor.js";
+import { FoldBatchNormParams, FoldLayer, FoldResult, foldBatchNorm } from "./fold.js";
 import { BackendName, instantiate, simdSupported } from "./kernels.js";
 import { Pool, threadsAvailable } from "./pool.js";
 import { WasmTensor } from "./memory.js";
@@ -24,6 +25,7 @@ export type { JsonFloat } from "./json.js";
 export type { RunningStatsJSON, RunningStatsUpdateOptions, VarianceOptions } from "./running-stats.js";
 export type { Layout, Tensor } from "./validate.js";
 export type { BackendName } from "./kernels.js";
+export type { FoldBatchNormParams, FoldLayer, FoldResult, FoldValues } from "./fold.js";
 export { WasmTensor } from "./memory.js";
 export type { BatchNorm } from "./module.js";
 export type { RunningStats } from "./running-stats.js";
@@ -195,6 +197,27 @@ export class Backend {
    */
   batchNormBackwardAsync(dy: Float32Array | WasmTensor, x: Float32Array | WasmTensor, options: BatchNormBackwardOptions): Promise<BatchNormBackwardResult> {
     return batchNormBackwardAsync(this.engine, dy, x, options);
+  }
+
+  /**
+   * Folds an inference-mode BatchNorm into the Linear or Conv before it, as PyTorch's
+   * `fuse_conv_bn_weights` / `fuse_linear_bn_weights`: per output channel `s = bn_weight /
+   * sqrt(running_var + eps)`, `W' = W * s` and `b' = (b - running_mean) * s + bn_bias`. Computed in
+   * float64 and rounded once to float32 (more exact than PyTorch's float32 arithmetic).
+   * @param conv `{ weight, shape, bias?, transposed? }` ({@link FoldLayer}): bias default zeros;
+   *   `transposed` (default false) reads ConvTranspose weights `[in, out, ...]`, channels on axis 1.
+   * @param layer A `bn.BatchNorm` with running statistics (and its eps, in either mode), or
+   *   `{ running_mean, running_var, weight?, bias?, eps? }` ({@link FoldBatchNormParams}): weight
+   *   default ones, bias zeros, eps 1e-5.
+   * @returns New arrays: the weight in the input's shape, one bias per output channel. The inputs are unchanged.
+   * @throws TypeError or RangeError naming the argument: wrong types or unknown keys, a shape that does
+   *   not hold the weight, an output-channel axis that is not the BN's channel count, arrays of another
+   *   length, no running statistics, eps not a finite number > 0.
+   * @example
+   * const { weight, bias } = bn.foldBatchNorm({ weight: W, shape: [out, inp, 3, 3], bias: b }, layer);
+   */
+  foldBatchNorm(conv: FoldLayer, layer: BatchNormModule | FoldBatchNormParams): FoldResult {
+    return foldBatchNorm(this.engine.memory, conv, layer);
   }
 
   /**

@@ -147,23 +147,32 @@ export function checkNumFeatures(name: string, v: unknown): number {
   return v as number;
 }
 
-/** Shape in memory order; the channel axis is 1 (channels-first) or last (channels-last). */
-export function geometry(shapeArg: unknown, layout: Layout, length: number, name = "x"): Geometry {
-  if (!Array.isArray(shapeArg)) throw new TypeError(`shape: expected an array of dimensions, got ${describe(shapeArg)}`);
-  const shape = shapeArg as number[];
-  if (shape.length < 2) {
-    throw new RangeError(`shape: expected at least 2 dimensions ([N, C, ...]), got [${shape.join(", ")}]`);
+/**
+ * Argument `arg`: at least `minDims` non-negative integers (`form` shows the axes) whose product is
+ * `length`, the length of tensor `name`.
+ */
+export function checkShape(arg: string, v: unknown, minDims: number, form: string, name: string, length: number): number[] {
+  if (!Array.isArray(v)) throw new TypeError(`${arg}: expected an array of dimensions, got ${describe(v)}`);
+  const shape = v as number[];
+  if (shape.length < minDims) {
+    throw new RangeError(`${arg}: expected at least ${minDims} dimension${minDims === 1 ? "" : "s"} (${form}), got [${shape.join(", ")}]`);
   }
   let product = 1;
   for (const d of shape) {
     if (!Number.isSafeInteger(d) || d < 0) {
-      throw new RangeError(`shape: expected non-negative integers, got [${shape.join(", ")}]`);
+      throw new RangeError(`${arg}: expected non-negative integers, got [${shape.join(", ")}]`);
     }
     product *= d;
   }
   if (product !== length) {
-    throw new RangeError(`shape: [${shape.join(", ")}] holds ${product} values but ${name} has length ${length}`);
+    throw new RangeError(`${arg}: [${shape.join(", ")}] holds ${product} values but ${name} has length ${length}`);
   }
+  return shape;
+}
+
+/** Shape in memory order; the channel axis is 1 (channels-first) or last (channels-last). */
+export function geometry(shapeArg: unknown, layout: Layout, length: number, name = "x"): Geometry {
+  const shape = checkShape("shape", shapeArg, 2, "[N, C, ...]", name, length);
   const n = shape[0];
   const c = layout === "channels-last" ? shape[shape.length - 1] : shape[1];
   if (c > MAX_CHANNELS) {

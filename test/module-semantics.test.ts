@@ -67,6 +67,18 @@ describe.each(BACKENDS)("module semantics, %s backend", (name) => {
     }).toThrow(/^trackRunningStats: expected a boolean, got 1/);
   });
 
+  it("a module whose tracking was switched off still folds with the running statistics it kept", async () => {
+    const bn = await backend(name);
+    const layer = new bn.BatchNorm(2);
+    layer.forward(randn(16, 3, 2, 1), [8, 2]);
+    layer.trackRunningStats = false;
+    const conv = { weight: Float32Array.of(1, 2, 3, 4), shape: [2, 2] };
+    const folded = bn.foldBatchNorm(conv, layer);
+    const fromState = bn.foldBatchNorm(conv, { ...layer.stateDict(), running_mean: layer.runningMean!, running_var: layer.runningVar! });
+    expect(Array.from(folded.weight)).toEqual(Array.from(fromState.weight));
+    expect(Array.from(folded.bias)).toEqual(Array.from(fromState.bias));
+  });
+
   it("trackRunningStats switched on for a module made without running statistics changes nothing", async () => {
     const bn = await backend(name);
     const layer = new bn.BatchNorm(3, { trackRunningStats: false });

@@ -48,7 +48,7 @@ function linearTicks(lo, hi, count) {
 
 /**
  * @typedef {object} Chart
- * @property {string} title
+ * @property {string} title "" for none
  * @property {Axis} x
  * @property {Axis} y
  * @property {Series[]} series
@@ -80,7 +80,7 @@ export function chartGroup(c, { left, top, width, height }) {
   const ticksOf = (/** @type {Axis} */ a) =>
     a.ticks ?? (a.log ? Array.from({ length: Math.floor(Math.log2(a.max)) - Math.ceil(Math.log2(a.min)) + 1 }, (_, i) => 2 ** (Math.ceil(Math.log2(a.min)) + i)) : linearTicks(a.min, a.max, 6));
   const s = [`<g transform="translate(${left + pad.l},${top + pad.t})">`];
-  s.push(`<text x="${w / 2}" y="-12" text-anchor="middle" font-size="13" font-weight="600">${esc(c.title)}</text>`);
+  if (c.title) s.push(`<text x="${w / 2}" y="-12" text-anchor="middle" font-size="13" font-weight="600">${esc(c.title)}</text>`);
   for (const t of ticksOf(c.x)) {
     s.push(`<line x1="${X(t)}" x2="${X(t)}" y1="0" y2="${h}" stroke="#e6e6e6"/>`);
     s.push(`<text x="${X(t)}" y="${h + 16}" text-anchor="middle">${esc((c.x.format ?? fmt)(t))}</text>`);

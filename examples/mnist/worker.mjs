@@ -6,7 +6,8 @@ import { loadSplit } from "./data.mjs";
 import { toFloat } from "./digits.js";
 import { runTask } from "./experiments.js";
 
-const bn = await init({ backend: workerData.backend });
+// one thread: a [60, 100] BN call is too small to split, and --jobs decides how many cores run
+const bn = await init({ backend: workerData.backend, threads: 1 });
 const split = loadSplit();
 const data = { train: toFloat(split.train), test: toFloat(split.test) };
 parentPort.on("message", (task) => parentPort.postMessage(runTask(bn, data, task)));
