@@ -5,9 +5,9 @@
 //   b' = (b - running_mean) * s + bn_bias
 // so that layer'(x) = BN_eval(layer(x)). Computed in float64 and rounded once to float32; PyTorch
 // computes in the weights' float32.
-import { WasmMemory, WasmTensor, dataOf } from "./memory.js";
+import { WasmMemory, WasmTensor } from "./memory.js";
 import { BatchNorm } from "./module.js";
-import { Tensor, checkBoolean, checkChannels, checkEps, checkShape, checkTensor, describe } from "./validate.js";
+import { Tensor, checkBoolean, checkChannels, checkEps, checkKeys, checkShape, checkTensor, describe } from "./validate.js";
 
 /** The Linear or Conv layer before the BatchNorm, as PyTorch stores it. */
 export interface FoldLayer {
@@ -56,15 +56,9 @@ export interface FoldResult {
   bias: Float32Array;
 }
 
-const LAYER_KEYS = ["weight", "shape", "bias", "transposed"];
-const PARAMS_KEYS = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked", "eps"];
-
-/** Rejects keys outside `allowed`: a misspelt one (PyTorch's `transpose`, `runningMean`) would be ignored silently. */
-function checkKeys(name: string, v: object, allowed: string[]): void {
-  for (const key of Object.keys(v)) {
-    if (!allowed.includes(key)) throw new TypeError(`${name}.${key}: unknown key (expected ${allowed.join(", ")})`);
-  }
-}
+// A misspelt key (PyTorch's `transpose`, `runningMean`) would be ignored silently: checkKeys rejects it.
+const LAYER_KEYS: ReadonlySet<string> = new Set(["weight", "shape", "bias", "transposed"]);
+const PARAMS_KEYS: ReadonlySet<string> = new Set(["weight", "bias", "running_mean", "running_var", "num_batches_tracked", "eps"]);
 
 /** A BatchNorm's per-channel array: a Float32Array, this backend's WasmTensor or a number[], of length `c` when given. */
 function bnValues(name: string, v: unknown, c: number | null, memory: WasmMemory): ArrayLike<number> {
@@ -75,8 +69,7 @@ function bnValues(name: string, v: unknown, c: number | null, memory: WasmMemory
     if (i >= 0) throw new TypeError(`${name}: expected numbers, got ${describe(v[i])} at index ${i}`);
     a = v;
   } else if (v instanceof Float32Array || v instanceof WasmTensor) {
-    checkTensor(name, v, memory);
-    a = dataOf(v);
+    a = memory.floats(checkTensor(name, v, memory), v.length);
   } else {
     throw new TypeError(`${name}: expected a Float32Array, WasmTensor or number[], got ${describe(v)}`);
   }
@@ -103,7 +96,7 @@ interface BnParams {
 /** The BatchNorm's parameters, checked: a module (its public fields) or a plain object with PyTorch's keys. */
 function bnParams(layer: unknown, memory: WasmMemory): BnParams {
   if (layer instanceof BatchNorm) {
-    if (!layer.trackRunningStats) {
+    if (layer.runningMean === null && layer.runningVar === null) {
       throw new TypeError(
         "layer: this BatchNorm has no running statistics (trackRunningStats: false), so it normalizes with each " +
           "batch's own statistics in every mode: there is no fixed scale and shift to fold",
@@ -123,7 +116,7 @@ function bnParams(layer: unknown, memory: WasmMemory): BnParams {
   if (layer === null || typeof layer !== "object") {
     throw new TypeError(`layer: expected a BatchNorm module or { running_mean, running_var, weight?, bias?, eps? }, got ${describe(layer)}`);
   }
-  checkKeys("layer", layer, PARAMS_KEYS);
+  checkKeys(layer, PARAMS_KEYS, "layer", "layer.", "key");
   const p = layer as Record<string, unknown>;
   const mean = bnValues("layer.running_mean", p.running_mean, null, memory);
   const c = mean.length;
@@ -156,7 +149,8 @@ function bnParams(layer: unknown, memory: WasmMemory): BnParams {
  *   ({@link FoldBatchNormParams}, eps default 1e-5).
  * @returns New Float32Arrays: the weight (same shape and layout) and one bias per output channel.
  * @throws TypeError for arguments of the wrong type, unknown keys, missing running statistics (a
- *   module with trackRunningStats: false cannot be folded).
+ *   module created with trackRunningStats: false has none; one switched off later keeps them, as in
+ *   PyTorch, and folds with them).
  * @throws RangeError for a shape that is not at least 1 (transposed: 2) non-negative integers whose
  *   product is the weight's length, an output-channel axis whose size is not the BatchNorm's channel
  *   count, a bias or BatchNorm array of another length, or an eps that is not a finite number > 0.
@@ -173,9 +167,9 @@ export function foldBatchNorm(memory: WasmMemory, conv: FoldLayer, layer: BatchN
   if (conv === null || typeof conv !== "object") {
     throw new TypeError(`conv: expected an object { weight, shape, bias?, transposed? }, got ${describe(conv)}`);
   }
-  checkKeys("conv", conv, LAYER_KEYS);
+  checkKeys(conv, LAYER_KEYS, "conv", "conv.", "key");
   const transposed = checkBoolean("conv.transposed", conv.transposed, false);
-  checkTensor("conv.weight", conv.weight, memory);
+  const weightOp = checkTensor("conv.weight", conv.weight, memory);
   const form = transposed ? "[in, out, ...kernel]" : "[out, ...]";
   const shape = checkShape("conv.shape", conv.shape, transposed ? 2 : 1, form, "conv.weight", conv.weight.length);
   const bn = bnParams(layer, memory);
@@ -187,7 +181,7 @@ export function foldBatchNorm(memory: WasmMemory, conv: FoldLayer, layer: BatchN
     );
   }
   const checkedBias = checkChannels("conv.bias", conv.bias, c, memory);
-  const convBias = checkedBias && dataOf(checkedBias);
+  const convBias = checkedBias === null ? null : memory.floats(checkedBias, c);
 
   const s = new Float64Array(c);
   const bias = new Float32Array(c);
@@ -195,7 +189,7 @@ export function foldBatchNorm(memory: WasmMemory, conv: FoldLayer, layer: BatchN
     s[o] = (bn.weight ? bn.weight[o] : 1) / Math.sqrt(bn.variance[o] + bn.eps);
     bias[o] = ((convBias ? convBias[o] : 0) - bn.mean[o]) * s[o] + (bn.bias ? bn.bias[o] : 0);
   }
-  const w = dataOf(conv.weight);
+  const w = memory.floats(weightOp, conv.weight.length);
   const weight = new Float32Array(w.length);
   // the weight as [outer, c, inner]: outer is 1 (axis 0) or the input channels (transposed)
   const outer = axis === 0 ? 1 : shape[0];

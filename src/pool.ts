@@ -9,6 +9,9 @@
 // wait uses the value it read, so no wake-up is lost. seq = -1 ends a worker.
 // See ../shared/notes/threads.md for the measurements behind the choices.
 
+import type { CompiledBuild } from "./kernels.js";
+import type { LinearMemory } from "./memory.js";
+
 /** One kernel call: its index in `WebAssembly.Module.exports(module)`, then its arguments. */
 export type Call = readonly number[];
 /** Calls that run in order on one thread. */
@@ -84,7 +87,7 @@ export class Pool {
    * Starts `count` workers on `memory` with the compiled threaded build `module` (not recompiled) and
    * waits until each has instantiated it; throws (after ending them) if one is not ready in `timeoutMs`.
    */
-  static async start(module: WebAssembly.Module, memory: WebAssembly.Memory, count: number, timeoutMs = 10_000): Promise<Pool> {
+  static async start(module: CompiledBuild, memory: LinearMemory, count: number, timeoutMs = 10_000): Promise<Pool> {
     const controlBuffer = new SharedArrayBuffer(Math.max(1, count) * SLOT * 4);
     const jobs = new SharedArrayBuffer(Math.max(1, count) * JOB_F64 * 8);
     const workers: WorkerHandle[] = [];
