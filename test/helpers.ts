@@ -8,7 +8,7 @@ export const BACKENDS = ["simd", "scalar"] as const;
 /** Thread counts every split-aware test runs with (2: a worker pool on shared memory). */
 export const THREADS = [1, 2] as const;
 
-/** A backend with `threads` threads (default 1: a plain, non-shared memory). */
+/** A backend with `threads` threads (default 1); where workers exist (Node) its memory is shared, see plainBackend. */
 export async function backend(name: (typeof BACKENDS)[number], threads: number = 1): Promise<Backend> {
   return init({ backend: name, threads });
 }
