@@ -319,7 +319,7 @@ export class Engine {
         for (const blk of blocks) {
           const src = this.stage(x, blk, bufX);
           const dst = typeof y === "number" ? y + blk.offset * 4 : bufY;
-          yield this.slices(g, blk, sc, parts).map((sl) => [this.normalizeCall(src, dst, g, blk, sl, sc)]);
+          yield this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts).map((sl) => [this.normalizeCall(src, dst, g, blk, sl, sc)]);
           if (typeof y !== "number") y.set(this.memory.f32(dst, blk.length), blk.offset);
         }
       } finally {
@@ -351,7 +351,7 @@ export class Engine {
       let merged: { total: Float64Array; mean: Float64Array; m2: Float64Array; seen: Float64Array } | null = null;
       for (const blk of blocks) {
         const at = this.stage(x, blk, buf);
-        const slices = this.slices(g, blk, sc, parts);
+        const slices = this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts);
         yield slices.map((sl) => {
           const p = sl.rows;
           if (g.rows) {
@@ -406,7 +406,7 @@ export class Engine {
       for (const blk of blocks) {
         const gAt = this.stage(dy, blk, bufDy);
         const xAt = this.stage(x, blk, bufX);
-        yield this.slices(g, blk, sc, parts).map((sl) => [
+        yield this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts).map((sl) => [
           this.rangeCall("backwardReduce", g, blk, sl, [gAt, xAt], [sc.mean, sl.rows.sumDy, sl.rows.sumDyXc]),
         ]);
       }
@@ -423,7 +423,7 @@ export class Engine {
         const dst = typeof dx === "number" ? dx + blk.offset * 4 : bufDx;
         const gAt = this.stage(dy, blk, bufDy);
         const xAt = training ? this.stage(x, blk, bufX) : 0;
-        yield this.slices(g, blk, sc, parts).map((sl) => [
+        yield this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts).map((sl) => [
           training ? this.rangeCall("backwardDx", g, blk, sl, [gAt, xAt, dst], [sc.coef]) : this.normalizeCall(gAt, dst, g, blk, sl, sc),
         ]);
         if (typeof dx !== "number") dx.set(this.memory.f32(dst, blk.length), blk.offset);
@@ -457,7 +457,9 @@ export class Engine {
 
   /**
    * The parts of a block: channel ranges (channels-first with enough channels: the shared rows), else
-   * ranges of rows or images (each part's own rows), else the whole block.
+   * ranges of rows or images (each part's own rows), else the whole block. Passes ask for 1 part when
+   * they stage Float32Arrays through several chunks: the copies run on the calling thread and bound
+   * the speed, and a wake-up per chunk measured slower than 1 thread (bench: S1-S5 copying API 0.9x).
    */
   private slices(g: Geometry, blk: Block, sc: Scratch, parts: number): Slice[] {
     const channels = blk.c1 - blk.c0;
