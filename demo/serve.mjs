@@ -5,7 +5,8 @@ import { STRICT_CSP, startServer } from "../test/browser/server.mjs";
 
 const options = {
   root: fileURLToPath(new URL("..", import.meta.url)),
-  allow: ["/dist/", "/demo/"],
+  // the Train panel's training code, chart code and digits (examples/mnist/)
+  allow: ["/dist/", "/demo/", "/examples/mnist/mlp.js", "/examples/mnist/digits.js", "/examples/mnist/charts.js", "/examples/mnist/data/digits.bin.gz"],
   headers: { "Content-Security-Policy": STRICT_CSP },
   home: "/demo/",
 };

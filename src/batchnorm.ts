@@ -4,67 +4,117 @@
 // mean/var from the batch (biased variance) when training or when no running statistics are given,
 // else from runningMean/runningVar; training updates running = (1 - momentum) * running +
 // momentum * batch, with the unbiased batch variance. See: Ioffe & Szegedy, "Batch Normalization", 2015.
-import { Engine, Running, Steps } from "./engine.js";
-import { dataOf } from "./memory.js";
+import type { Backend } from "./index.js";
+import { Engine, Operand, Running, Steps } from "./engine.js";
+import { WasmMemory, WasmTensor } from "./memory.js";
 import {
-  Layout, Tensor, checkBatchStats, checkBoolean, checkChannels, checkEps, checkLayout, checkMomentum, checkOut,
-  checkTensor, describe, geometry,
+  Layout, Tensor, checkBatchStats, checkBoolean, checkChannels, checkDisjoint, checkEps, checkKeys, checkLayout, checkMomentum,
+  checkOut, checkTensor, describe, geometry,
 } from "./validate.js";
 
+/**
+ * Options of {@link Backend.batchNorm}. Per-channel arrays are Float32Arrays or WasmTensors of length
+ * C (a Float32Array view inside a WasmTensor counts as one); `null` or absent means none.
+ */
 export interface BatchNormOptions {
-  /** Shape in memory order: [N, C, ...spatial] (channels-first) or [N, ...spatial, C] (channels-last). */
+  /**
+   * Shape in memory order: `[N, C, ...spatial]` channels-first (0 to 3 spatial dimensions, as
+   * BatchNorm1d/2d/3d) or `[N, ...spatial, C]` channels-last; the product must equal x's length and
+   * C be at most 2^24. Required.
+   */
   shape: readonly number[];
+  /** Where the channel axis is. Default `'channels-first'`. */
   layout?: Layout;
+  /** Per-channel scale. Default none (1). */
   weight?: Tensor | null;
+  /** Per-channel shift. Default none (0). */
   bias?: Tensor | null;
+  /** Running mean (give both running statistics or neither): read in eval mode, updated in place when training. Default none. */
   runningMean?: Tensor | null;
+  /** Running (unbiased) variance, as runningMean. Default none. */
   runningVar?: Tensor | null;
-  /** Normalize with batch statistics and update the running ones (default true). */
+  /**
+   * `true`: normalize with the batch's statistics and update the running ones. `false`: normalize
+   * with the running statistics (without them, with the batch's, as PyTorch). Default `true`.
+   */
   training?: boolean;
-  /** Running-average factor in [0, 1] (default 0.1). */
+  /** Running-average factor in [0, 1]: `running = (1 - momentum) * running + momentum * batch`. Default `0.1`. */
   momentum?: number;
-  /** Added to the variance (default 1e-5). */
+  /** Added to the variance: a finite number > 0. Default `1e-5`. */
   eps?: number;
-  /** Destination for y (a WasmTensor avoids every tensor-sized copy); may be x itself. */
+  /**
+   * Destination for y, of x's length (a WasmTensor avoids every tensor-sized copy). It may be x
+   * itself (in place) but must not otherwise share memory with any argument. Default a new Float32Array.
+   */
   out?: Tensor | null;
 }
 
+/** What {@link Backend.batchNorm} returns. */
 export interface BatchNormResult {
+  /** The output: `out`'s data when given (a WasmTensor's current view), else a new Float32Array. */
   y: Float32Array;
-  /** Per-channel mean the forward normalized with. */
+  /**
+   * Per-channel mean the forward normalized with (length C, its own ArrayBuffer; NaN for an empty
+   * batch). Pass this very array to backward: it also carries the mean's low part, for precision.
+   */
   mean: Float32Array;
-  /** Per-channel 1 / sqrt(var + eps) the forward normalized with. */
+  /** Per-channel 1 / sqrt(var + eps) the forward normalized with (length C, its own ArrayBuffer). */
   invstd: Float32Array;
 }
 
+/** Options of {@link Backend.batchNormBackward}; per-channel arrays as in {@link BatchNormOptions}. */
 export interface BatchNormBackwardOptions {
+  /** The forward's shape in memory order. Required. */
   shape: readonly number[];
+  /** The forward's layout. Default `'channels-first'`. */
   layout?: Layout;
+  /** The forward's weight. Default none (1). */
   weight?: Tensor | null;
+  /** The forward's eps (used with `training: false`). Default `1e-5`. */
   eps?: number;
-  /** The forward used batch statistics (default true): pass its `mean` and `invstd`. */
+  /** The forward used batch statistics: pass its `mean` and `invstd`. Default `true`. */
   training?: boolean;
+  /** With `training: true`: the `mean` the forward returned. */
   mean?: Tensor | null;
+  /** With `training: true`: the `invstd` the forward returned. */
   invstd?: Tensor | null;
-  /** With training: false, the running statistics the forward used (treated as constants). */
+  /** With `training: false`: the running mean the forward used (a constant). */
   runningMean?: Tensor | null;
+  /** With `training: false`: the running variance the forward used (a constant). */
   runningVar?: Tensor | null;
-  /** Destination for dx; may be dy itself. */
+  /** Destination for dx; may be dy or x itself, and must not otherwise share memory with any argument. Default a new Float32Array. */
   out?: Tensor | null;
 }
 
+/** What {@link Backend.batchNormBackward} returns. */
 export interface BatchNormBackwardResult {
+  /** Gradient for x: `out`'s data when given, else a new Float32Array. */
   dx: Float32Array;
-  /** Gradient for weight (returned also without a weight: it is that of an implicit weight of 1). */
+  /** Gradient for weight, per channel (also without a weight: that of an implicit weight of 1). */
   dweight: Float32Array;
+  /** Gradient for bias, per channel: the sum of dy. */
   dbias: Float32Array;
 }
 
 /**
- * The low part (mean - f32(mean)) of each `mean` array batchNorm returned. When backward gets that
- * same array back, it adds it, so a large mean keeps its precision in dx.
+ * Key of the low part (mean - f32(mean)) carried by each `mean` array a training forward returns (a
+ * non-enumerable property: a WeakMap entry per call measured slower, its GC cost dominating tiny
+ * calls). When backward gets that same array back, it adds it, so a large mean keeps its precision in dx.
  */
-const meanLows = new WeakMap<Float32Array, Float32Array>();
+const LOW = Symbol("mean low part");
+
+const FORWARD_OPTIONS: ReadonlySet<string> = new Set([
+  "shape", "layout", "weight", "bias", "runningMean", "runningVar", "training", "momentum", "eps", "out",
+]);
+const BACKWARD_OPTIONS: ReadonlySet<string> = new Set([
+  "shape", "layout", "weight", "eps", "training", "mean", "invstd", "runningMean", "runningVar", "out",
+]);
+
+/** What a call returns for its `out` (resolved to `op`): a WasmTensor's view, a fresh view if growth detached `out`, else `out`. */
+function resultOf(memory: WasmMemory, out: Tensor, op: Operand, length: number): Float32Array {
+  if (out instanceof WasmTensor) return out.data;
+  return typeof op === "number" && out.length !== length ? memory.f32(op, length) : out;
+}
 
 export function batchNorm(engine: Engine, x: Tensor, options: BatchNormOptions): BatchNormResult {
   return engine.run("batchNorm", batchNormSteps(engine, x, options));
@@ -77,9 +127,10 @@ export function batchNormAsync(engine: Engine, x: Tensor, options: BatchNormOpti
 
 function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): Steps<BatchNormResult> {
   const memory = engine.memory;
-  if (options === null || typeof options !== "object") throw new TypeError(`options: expected an object, got ${describe(options)}`);
-  checkTensor("x", x, memory);
-  const g = geometry(options.shape, checkLayout(options.layout), x.length);
+  checkKeys(options, FORWARD_OPTIONS);
+  const xOp = checkTensor("x", x, memory);
+  const length = x.length;
+  const g = geometry(options.shape, checkLayout(options.layout), length);
   const weight = checkChannels("weight", options.weight, g.c, memory);
   const bias = checkChannels("bias", options.bias, g.c, memory);
   const runningMean = checkChannels("runningMean", options.runningMean, g.c, memory);
@@ -90,22 +141,29 @@ function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): 
   const training = checkBoolean("training", options.training, true);
   const momentum = checkMomentum(options.momentum, false)!;
   const eps = checkEps(options.eps);
-  const out = checkOut("out", options.out, x.length, memory);
-  const running: Running | null = runningMean && { mean: runningMean, variance: runningVar! };
+  const out = checkOut("out", options.out, length, memory);
+  if (out !== null) {
+    checkDisjoint(out, length, "x", xOp, length, true);
+    checkDisjoint(out, length, "weight", weight, g.c, false);
+    checkDisjoint(out, length, "bias", bias, g.c, false);
+    checkDisjoint(out, length, "runningMean", runningMean, g.c, false);
+    checkDisjoint(out, length, "runningVar", runningVar, g.c, false);
+  }
+  const running: Running | null = runningMean !== null ? { mean: runningMean, variance: runningVar! } : null;
   const batchStats = training || !running;
   if (batchStats) checkBatchStats(g);
 
-  if (g.length === 0) {
-    const y = out ? dataOf(out) : new Float32Array(0);
+  if (length === 0) {
+    const y = out !== null ? resultOf(memory, options.out!, out, 0) : new Float32Array(0);
     return { y, mean: new Float32Array(g.c).fill(NaN), invstd: new Float32Array(g.c).fill(NaN) };
   }
   const sc = engine.scratch(g.c);
-  const y = out ?? new Float32Array(g.length);
-  yield* engine.forward(engine.operand(x), engine.operand(y), g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null);
+  const y = out ?? new Float32Array(length);
+  yield* engine.forward(xOp, y, g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null);
   // the low part matters only to a backward through batch statistics
   const { mean, meanLow, invstd } = engine.meanAndInvstd(sc, batchStats);
-  if (meanLow) meanLows.set(mean, meanLow);
-  return { y: dataOf(y), mean, invstd };
+  if (meanLow) Object.defineProperty(mean, LOW, { value: meanLow });
+  return { y: out !== null ? resultOf(memory, options.out!, out, length) : (y as Float32Array), mean, invstd };
 }
 
 export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): BatchNormBackwardResult {
@@ -119,45 +177,48 @@ export function batchNormBackwardAsync(engine: Engine, dy: Tensor, x: Tensor, op
 
 function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): Steps<BatchNormBackwardResult> {
   const memory = engine.memory;
-  if (options === null || typeof options !== "object") throw new TypeError(`options: expected an object, got ${describe(options)}`);
-  checkTensor("dy", dy, memory);
-  checkTensor("x", x, memory);
-  const g = geometry(options.shape, checkLayout(options.layout), x.length);
-  if (dy.length !== x.length) throw new RangeError(`dy: expected length ${x.length} (as x), got ${dy.length}`);
+  checkKeys(options, BACKWARD_OPTIONS);
+  const dyOp = checkTensor("dy", dy, memory);
+  const xOp = checkTensor("x", x, memory);
+  const length = x.length;
+  const g = geometry(options.shape, checkLayout(options.layout), length);
+  if (dy.length !== length) throw new RangeError(`dy: expected length ${length} (as x), got ${dy.length}`);
   const weight = checkChannels("weight", options.weight, g.c, memory);
   const training = checkBoolean("training", options.training, true);
   const eps = checkEps(options.eps);
-  const out = checkOut("out", options.out, x.length, memory);
-  let mean64: Float64Array;
-  let invstd64: Float64Array;
-  if (training) {
-    const mean = checkChannels("mean", options.mean, g.c, memory);
-    const invstd = checkChannels("invstd", options.invstd, g.c, memory);
-    if (!mean || !invstd) {
-      throw new TypeError(
-        `${mean ? "invstd" : "mean"}: required with training: true (pass the mean and invstd batchNorm returned), got ${describe(mean ? options.invstd : options.mean)}`,
-      );
-    }
-    mean64 = new Float64Array(dataOf(mean));
-    invstd64 = new Float64Array(dataOf(invstd));
-    const low = mean instanceof Float32Array ? meanLows.get(mean) : undefined;
-    if (low) for (let i = 0; i < low.length; i++) mean64[i] += low[i];
-  } else {
-    const rm = checkChannels("runningMean", options.runningMean, g.c, memory);
-    const rv = checkChannels("runningVar", options.runningVar, g.c, memory);
-    if (!rm || !rv) {
-      throw new TypeError(`${rm ? "runningVar" : "runningMean"}: required with training: false, got ${describe(rm ? options.runningVar : options.runningMean)}`);
-    }
-    mean64 = new Float64Array(dataOf(rm));
-    invstd64 = Float64Array.from(dataOf(rv), (v) => 1 / Math.sqrt(v + eps));
+  const out = checkOut("out", options.out, length, memory);
+  // the forward's statistics: its batch mean and invstd (training), or the running ones
+  const [meanName, spreadName] = training ? ["mean", "invstd"] as const : ["runningMean", "runningVar"] as const;
+  const mean = checkChannels(meanName, options[meanName], g.c, memory);
+  const spread = checkChannels(spreadName, options[spreadName], g.c, memory);
+  if (!mean || !spread) {
+    const missing = mean ? spreadName : meanName;
+    const hint = training ? "with training: true (pass the mean and invstd batchNorm returned)" : "with training: false";
+    throw new TypeError(`${missing}: required ${hint}, got ${describe(options[missing])}`);
+  }
+  if (out !== null) {
+    checkDisjoint(out, length, "dy", dyOp, length, true);
+    checkDisjoint(out, length, "x", xOp, length, true);
+    checkDisjoint(out, length, "weight", weight, g.c, false);
+    checkDisjoint(out, length, meanName, mean, g.c, false);
+    checkDisjoint(out, length, spreadName, spread, g.c, false);
   }
 
-  if (g.length === 0) {
-    const dx = out ? dataOf(out) : new Float32Array(0);
+  if (length === 0) {
+    const dx = out !== null ? resultOf(memory, options.out!, out, 0) : new Float32Array(0);
     return { dx, dweight: new Float32Array(g.c), dbias: new Float32Array(g.c) };
   }
+  const mean64 = new Float64Array(memory.floats(mean, g.c));
+  let invstd64: Float64Array;
+  if (training) {
+    invstd64 = new Float64Array(memory.floats(spread, g.c));
+    const low = options.mean instanceof Float32Array ? (options.mean as { [LOW]?: number[] })[LOW] : undefined;
+    if (low) for (let i = 0; i < low.length; i++) mean64[i] += low[i];
+  } else {
+    invstd64 = Float64Array.from(memory.floats(spread, g.c), (v) => 1 / Math.sqrt(v + eps));
+  }
   const sc = engine.scratch(g.c);
-  const dx = out ?? new Float32Array(g.length);
-  const grads = yield* engine.backward(engine.operand(dy), engine.operand(x), engine.operand(dx), g, sc, weight, mean64, invstd64, training);
-  return { dx: dataOf(dx), ...grads };
+  const dx = out ?? new Float32Array(length);
+  const grads = yield* engine.backward(dyOp, xOp, dx, g, sc, weight, mean64, invstd64, training);
+  return { dx: out !== null ? resultOf(memory, options.out!, out, length) : (dx as Float32Array), ...grads };
 }

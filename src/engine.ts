@@ -13,8 +13,8 @@
 import { chanMerge } from "./chan-merge.js";
 import type { Executor, Job } from "./executor.js";
 import type { BackendName, Kernels } from "./kernels.js";
-import { WasmMemory, WasmTensor } from "./memory.js";
-import type { Geometry, Tensor } from "./validate.js";
+import { WasmMemory } from "./memory.js";
+import type { Geometry } from "./validate.js";
 
 /** Byte addresses of one part's partial rows (f64 rows of C, and `work`: 2 f32 rows of C rounded up to 4). */
 export interface Part {
@@ -88,7 +88,10 @@ function scratchLayout(base: number, c: number, parts: number, coefRows: number)
   return { scratch, bytes: at - base };
 }
 
-/** A tensor as the passes take it: a wasm address, or a Float32Array staged through chunks. */
+/**
+ * A tensor as the passes take it: a wasm address (a WasmTensor, or a view inside one, resolved by
+ * validate.ts), or a Float32Array outside wasm memory, staged through chunks.
+ */
 export type Operand = number | Float32Array;
 
 /**
@@ -121,8 +124,8 @@ interface Slice {
 
 /** Running statistics to read (eval) or update (training, when `factor` is a number). */
 export interface Running {
-  mean: Tensor;
-  variance: Tensor;
+  mean: Operand;
+  variance: Operand;
 }
 
 /** Steps of a pass or an API call: yield one job per part, resume when they are done, return the result. */
@@ -203,23 +206,19 @@ export class Engine {
   }
 
   /**
-   * The forward's mean and invstd (f32), and with `low` the mean's low part (mean - f32(mean)),
-   * copied from the first rows of the coefficient block in one allocation (views of one buffer:
-   * per-call overhead matters on small tensors).
+   * The forward's mean and invstd (f32) from the first rows of the coefficient block, each copied
+   * into an ArrayBuffer of its own (so one can be transferred or serialized without the other), and
+   * with `low` the mean's low part (mean - f32(mean)) as a plain array (a third ArrayBuffer would
+   * cost more: per-call overhead matters on small tensors).
    */
-  meanAndInvstd(sc: Scratch, low: boolean): { mean: Float32Array; invstd: Float32Array; meanLow: Float32Array | null } {
-    const stride = (sc.c + 3) & ~3;
-    const rows = this.memory.f32(sc.coef, (low ? 2 : 1) * stride + sc.c).slice();
+  meanAndInvstd(sc: Scratch, low: boolean): { mean: Float32Array; invstd: Float32Array; meanLow: number[] | null } {
+    const stride = ((sc.c + 3) & ~3) * 4;
+    const m = this.memory;
     return {
-      mean: rows.subarray(0, sc.c),
-      invstd: rows.subarray(stride, stride + sc.c),
-      meanLow: low ? rows.subarray(2 * stride) : null,
+      mean: m.copyOut(sc.coef, sc.c),
+      invstd: m.copyOut(sc.coef + stride, sc.c),
+      meanLow: low ? m.numbers(sc.coef + 2 * stride, sc.c) : null,
     };
-  }
-
-  /** A wasm address for a tensor in wasm memory, else the Float32Array itself (staged by chunks). */
-  operand(t: Tensor): Operand {
-    return t instanceof WasmTensor ? t.ptr : t;
   }
 
   // Passes are generators (Steps) that yield one job per part. `run` drives a caller's steps
@@ -265,7 +264,7 @@ export class Engine {
    * updated in place: running = (1 - f) * running + f * batch, the variance unbiased as in torch.
    */
   forward(
-    x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Tensor | null, bias: Tensor | null, eps: number,
+    x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Operand | null, bias: Operand | null, eps: number,
     batchStats: boolean, running: Running | null, factor: number | null,
   ): Steps<void> {
     return this.forwardPass(x, y, g, sc, weight, bias, eps, batchStats, running, factor, this.parts(g.length * 4));
@@ -282,14 +281,14 @@ export class Engine {
    * flows through them.
    */
   backward(
-    dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Tensor | null, mean: Float64Array,
+    dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Operand | null, mean: Float64Array,
     invstd: Float64Array, training: boolean,
   ): Steps<{ dweight: Float32Array; dbias: Float32Array }> {
     return this.backwardPass(dy, x, dx, g, sc, weight, mean, invstd, training, this.parts(g.length * 4));
   }
 
   private *forwardPass(
-    x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Tensor | null, bias: Tensor | null, eps: number,
+    x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Operand | null, bias: Operand | null, eps: number,
     batchStats: boolean, running: Running | null, factor: number | null, parts: number,
   ): Pass<void> {
     const k = this.kernels;
@@ -320,7 +319,7 @@ export class Engine {
         for (const blk of blocks) {
           const src = this.stage(x, blk, bufX);
           const dst = typeof y === "number" ? y + blk.offset * 4 : bufY;
-          yield this.slices(g, blk, sc, parts).map((sl) => [this.normalizeCall(src, dst, g, blk, sl, sc)]);
+          yield this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts).map((sl) => [this.normalizeCall(src, dst, g, blk, sl, sc)]);
           if (typeof y !== "number") y.set(this.memory.f32(dst, blk.length), blk.offset);
         }
       } finally {
@@ -331,8 +330,8 @@ export class Engine {
       const rm = this.stageChannels(running.mean, sc.runningMean, c);
       const rv = this.stageChannels(running.variance, sc.runningVar, c);
       k.updateRunning(0, c, sc.mean, sc.variance, g.count / (g.count - 1), factor, rm, rv);
-      if (!(running.mean instanceof WasmTensor)) running.mean.set(this.memory.f32(rm, c));
-      if (!(running.variance instanceof WasmTensor)) running.variance.set(this.memory.f32(rv, c));
+      if (typeof running.mean !== "number") running.mean.set(this.memory.f32(rm, c));
+      if (typeof running.variance !== "number") running.variance.set(this.memory.f32(rv, c));
     }
   }
 
@@ -352,7 +351,7 @@ export class Engine {
       let merged: { total: Float64Array; mean: Float64Array; m2: Float64Array; seen: Float64Array } | null = null;
       for (const blk of blocks) {
         const at = this.stage(x, blk, buf);
-        const slices = this.slices(g, blk, sc, parts);
+        const slices = this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts);
         yield slices.map((sl) => {
           const p = sl.rows;
           if (g.rows) {
@@ -383,7 +382,7 @@ export class Engine {
   }
 
   private *backwardPass(
-    dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Tensor | null, mean: Float64Array,
+    dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Operand | null, mean: Float64Array,
     invstd: Float64Array, training: boolean, parts: number,
   ): Pass<{ dweight: Float32Array; dbias: Float32Array }> {
     const k = this.kernels;
@@ -407,7 +406,7 @@ export class Engine {
       for (const blk of blocks) {
         const gAt = this.stage(dy, blk, bufDy);
         const xAt = this.stage(x, blk, bufX);
-        yield this.slices(g, blk, sc, parts).map((sl) => [
+        yield this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts).map((sl) => [
           this.rangeCall("backwardReduce", g, blk, sl, [gAt, xAt], [sc.mean, sl.rows.sumDy, sl.rows.sumDyXc]),
         ]);
       }
@@ -424,7 +423,7 @@ export class Engine {
         const dst = typeof dx === "number" ? dx + blk.offset * 4 : bufDx;
         const gAt = this.stage(dy, blk, bufDy);
         const xAt = training ? this.stage(x, blk, bufX) : 0;
-        yield this.slices(g, blk, sc, parts).map((sl) => [
+        yield this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts).map((sl) => [
           training ? this.rangeCall("backwardDx", g, blk, sl, [gAt, xAt, dst], [sc.coef]) : this.normalizeCall(gAt, dst, g, blk, sl, sc),
         ]);
         if (typeof dx !== "number") dx.set(this.memory.f32(dst, blk.length), blk.offset);
@@ -458,7 +457,9 @@ export class Engine {
 
   /**
    * The parts of a block: channel ranges (channels-first with enough channels: the shared rows), else
-   * ranges of rows or images (each part's own rows), else the whole block.
+   * ranges of rows or images (each part's own rows), else the whole block. Passes ask for 1 part when
+   * they stage Float32Arrays through several chunks: the copies run on the calling thread and bound
+   * the speed, and a wake-up per chunk measured slower than 1 thread (bench: S1-S5 copying API 0.9x).
    */
   private slices(g: Geometry, blk: Block, sc: Scratch, parts: number): Slice[] {
     const channels = blk.c1 - blk.c0;
@@ -480,10 +481,10 @@ export class Engine {
     for (const ptr of temps) this.memory.release(ptr);
   }
 
-  /** A per-channel array in wasm: its own address (WasmTensor) or a copy in `slot`; 0 for none. */
-  private stageChannels(t: Tensor | null, slot: number, c: number): number {
-    if (!t) return 0;
-    if (t instanceof WasmTensor) return t.ptr;
+  /** A per-channel array in wasm: its own address or a copy in `slot`; 0 for none. */
+  private stageChannels(t: Operand | null, slot: number, c: number): number {
+    if (t === null) return 0;
+    if (typeof t === "number") return t;
     this.memory.f32(slot, c).set(t);
     return slot;
   }

@@ -1,7 +1,7 @@
 // The executor decides where kernel calls run: inline on the calling thread, or split over the
 // worker pool. A pass hands it one job per part (a part is a channel range or a range of rows or
 // images, see src/engine.ts); with one part, or without a pool, everything runs inline.
-import { exportIndex, type Kernels } from "./kernels.js";
+import { exportIndex, type CompiledBuild, type Kernels } from "./kernels.js";
 import { canBlock, type Call, type Job, type Pool } from "./pool.js";
 
 export type { Call, Job };
@@ -22,7 +22,7 @@ export class Executor {
 
   constructor(
     readonly kernels: Kernels,
-    module: WebAssembly.Module,
+    module: CompiledBuild,
     /** The worker pool, or null for a single-threaded backend. */
     readonly pool: Pool | null,
     /** Threads a sync call may use (the caller and pool.size - 1 workers), >= 1. */
@@ -30,7 +30,7 @@ export class Executor {
   ) {
     this.index = exportIndex(module);
     const byName = kernels as unknown as Record<string, (...args: number[]) => unknown>;
-    this.fns = WebAssembly.Module.exports(module).map((e) => byName[e.name]);
+    this.fns = WebAssembly.Module.exports(module as WebAssembly.Module).map((e) => byName[e.name]);
   }
 
   /** A kernel call for a job. */

@@ -11,24 +11,31 @@ import {
 } from "./batchnorm.js";
 import { Engine } from "./engine.js";
 import { Executor } from "./executor.js";
+import { FoldBatchNormParams, FoldLayer, FoldResult, foldBatchNorm } from "./fold.js";
 import { BackendName, instantiate, simdSupported } from "./kernels.js";
 import { Pool, threadsAvailable } from "./pool.js";
 import { WasmTensor } from "./memory.js";
-import { BatchNorm as BatchNormModule, BatchNormModuleOptions } from "./module.js";
+import { BatchNorm as BatchNormModule, BatchNormJSON, BatchNormModuleOptions } from "./module.js";
 import { RunningStats as RunningStatsBase, RunningStatsJSON } from "./running-stats.js";
-import { describe } from "./validate.js";
+import { checkKeys, describe } from "./validate.js";
 
 export type { BatchNormOptions, BatchNormResult, BatchNormBackwardOptions, BatchNormBackwardResult } from "./batchnorm.js";
-export type { BatchNormModuleOptions, BatchNormStateDict } from "./module.js";
-export type { RunningStatsJSON } from "./running-stats.js";
+export type { BatchNormModuleOptions, BatchNormStateDict, BatchNormStateDictInput, BatchNormJSON, FloatList } from "./module.js";
+export type { JsonFloat } from "./json.js";
+export type { RunningStatsJSON, RunningStatsUpdateOptions, VarianceOptions } from "./running-stats.js";
 export type { Layout, Tensor } from "./validate.js";
 export type { BackendName } from "./kernels.js";
+export type { FoldBatchNormParams, FoldLayer, FoldResult, FoldValues } from "./fold.js";
 export { WasmTensor } from "./memory.js";
 export type { BatchNorm } from "./module.js";
 export type { RunningStats } from "./running-stats.js";
 
+/** Options of {@link init}. */
 export interface InitOptions {
-  /** Force a build; by default SIMD where WebAssembly.validate accepts it, else scalar. */
+  /**
+   * The kernel build: `'simd'` (128-bit WebAssembly SIMD) or `'scalar'`. Default: `'simd'` where
+   * the engine validates the SIMD build, else `'scalar'`.
+   */
   backend?: BackendName;
   /**
    * Threads for each call: a whole number >= 1, or `'auto'` (the default): the cores available, at
@@ -53,16 +60,44 @@ function cores(): number {
 
 let warnedNoThreads = false;
 
-/** A loaded backend: the functional API, the module and RunningStats, bound to its wasm memory. */
+/**
+ * A loaded backend (from {@link init}): the functional API, the module and RunningStats, bound to
+ * one wasm memory. Calls are synchronous; the `...Async` ones run on worker threads.
+ *
+ * @example
+ * const bn = await init();
+ * const { y, mean, invstd } = bn.batchNorm(x, { shape: [N, C, H, W], weight, bias });
+ * const { dx, dweight, dbias } = bn.batchNormBackward(dy, x, { shape: [N, C, H, W], weight, mean, invstd });
+ */
 export class Backend {
-  /** Which kernel build runs. */
+  /** Which kernel build runs: `'simd'` or `'scalar'`. */
   readonly backend: BackendName;
-  /** `new bn.BatchNorm(numFeatures, options)`: like torch.nn.BatchNorm1d/2d/3d. */
-  readonly BatchNorm: new (numFeatures: number, options?: BatchNormModuleOptions) => BatchNormModule;
-  /** `new bn.RunningStats(numFeatures)`; `bn.RunningStats.fromJSON(json)`. */
+  /**
+   * The module, like `torch.nn.BatchNorm1d/2d/3d`: `new bn.BatchNorm(numFeatures, options)`
+   * (numFeatures 1 to 2^24, options in {@link BatchNormModuleOptions}; a RangeError or TypeError
+   * naming the argument or option otherwise), and `bn.BatchNorm.fromJSON(json)` for what
+   * `JSON.stringify(layer)` wrote (an object or the JSON text; a TypeError, RangeError or
+   * SyntaxError naming the field for anything else).
+   * @example
+   * const layer = new bn.BatchNorm(64, { momentum: 0.1 });
+   * const copy = bn.BatchNorm.fromJSON(JSON.stringify(layer));
+   */
+  readonly BatchNorm: {
+    new (numFeatures: number, options?: BatchNormModuleOptions): BatchNormModule;
+    fromJSON(json: BatchNormJSON | string): BatchNormModule;
+  };
+  /**
+   * Exact population statistics over many batches: `new bn.RunningStats(numFeatures)` (1 to 2^24,
+   * a RangeError otherwise), and `bn.RunningStats.fromJSON(json)` for what `JSON.stringify(stats)`
+   * wrote (an object or the JSON text; states no accumulator can hold are a TypeError or RangeError
+   * naming the field).
+   * @example
+   * const stats = new bn.RunningStats(3).update(x, { shape: [8, 3, 32, 32] });
+   * const restored = bn.RunningStats.fromJSON(JSON.stringify(stats));
+   */
   readonly RunningStats: {
     new (numFeatures: number): RunningStatsBase;
-    fromJSON(json: RunningStatsJSON): RunningStatsBase;
+    fromJSON(json: RunningStatsJSON | string): RunningStatsBase;
   };
   private readonly engine: Engine;
 
@@ -88,24 +123,57 @@ export class Backend {
       constructor(numFeatures: number, options?: BatchNormModuleOptions) {
         super(engine, numFeatures, options);
       }
+      static fromJSON(json: BatchNormJSON | string): BatchNormModule {
+        const j = BatchNormModule.parseJSON(json);
+        return new this(j.numFeatures, j.options).restore(j);
+      }
     };
     this.RunningStats = class extends RunningStatsBase {
       constructor(numFeatures: number) {
         super(engine, numFeatures);
       }
-      static fromJSON(json: RunningStatsJSON): RunningStatsBase {
+      static fromJSON(json: RunningStatsJSON | string): RunningStatsBase {
         const j = RunningStatsBase.validateJSON(json);
         return new this(j.numFeatures).load(j);
       }
     };
   }
 
-  /** Forward pass (training by default); see BatchNormOptions. */
+  /**
+   * Batch normalization forward, as `torch.nn.functional.batch_norm`:
+   * `y = (x - mean) / sqrt(var + eps) * weight + bias` per channel, with the batch's statistics
+   * (training, the default; running statistics given are then updated in place) or the running ones.
+   * @param x input: a Float32Array (staged through wasm memory in 1 MiB chunks), a WasmTensor of this
+   *   backend, or a Float32Array view inside one (both zero-copy).
+   * @param options shape (required) and the rest; see {@link BatchNormOptions}.
+   * @returns `y` (`out`'s data when given), and the per-channel `mean` and `invstd` it normalized with,
+   *   each in an ArrayBuffer of its own (NaN for an empty batch).
+   * @throws {TypeError|RangeError} naming the argument (wrong type or length, unknown option, shape
+   *   not matching x, `out` partly overlapping x or overlapping another argument, a detached or freed
+   *   view, more than 2^24 channels, one value per channel when training); nothing changes then.
+   * @example
+   * const runningMean = new Float32Array(3), runningVar = new Float32Array(3).fill(1);
+   * const { y } = bn.batchNorm(x, { shape: [8, 3, 32, 32], runningMean, runningVar }); // updates both
+   * const inferred = bn.batchNorm(x, { shape: [8, 3, 32, 32], runningMean, runningVar, training: false });
+   */
   batchNorm(x: Float32Array | WasmTensor, options: BatchNormOptions): BatchNormResult {
     return batchNorm(this.engine, x, options);
   }
 
-  /** Gradients of sum(y * dy) for x, weight and bias; see BatchNormBackwardOptions. */
+  /**
+   * Gradients of `sum(y * dy)` for x, weight and bias, as PyTorch's autograd of batch_norm. With
+   * `training: true` (the default) pass the forward's `mean` and `invstd`, and the gradient flows
+   * through the batch statistics; with `training: false` pass the running statistics (constants).
+   * @param dy gradient for y, the length of x; `out: dy` computes dx in place.
+   * @param x the forward's input.
+   * @returns `dx` (`out`'s data when given), `dweight` and `dbias` (per channel; `dweight` also
+   *   without a weight: that of an implicit weight of 1).
+   * @throws {TypeError|RangeError} naming the argument, as batchNorm; also a missing `mean`/`invstd`
+   *   (training) or `runningMean`/`runningVar` (eval); nothing changes then.
+   * @example
+   * const { mean, invstd } = bn.batchNorm(x, { shape, weight });
+   * const { dx, dweight, dbias } = bn.batchNormBackward(dy, x, { shape, weight, mean, invstd });
+   */
   batchNormBackward(dy: Float32Array | WasmTensor, x: Float32Array | WasmTensor, options: BatchNormBackwardOptions): BatchNormBackwardResult {
     return batchNormBackward(this.engine, dy, x, options);
   }
@@ -114,17 +182,56 @@ export class Backend {
    * batchNorm without blocking the caller: the work runs on this backend's worker threads (on the
    * calling thread where there are none, see `threads`). Calls on one backend run one at a time in
    * the order made; a sync call while one is pending throws. Leave the inputs unchanged until it resolves.
+   * It rejects where batchNorm throws.
+   * @example
+   * const { y, mean, invstd } = await bn.batchNormAsync(x, { shape: [8, 3, 32, 32] });
    */
   batchNormAsync(x: Float32Array | WasmTensor, options: BatchNormOptions): Promise<BatchNormResult> {
     return batchNormAsync(this.engine, x, options);
   }
 
-  /** batchNormBackward without blocking the caller (as batchNormAsync). */
+  /**
+   * batchNormBackward without blocking the caller (as batchNormAsync).
+   * @example
+   * const { dx } = await bn.batchNormBackwardAsync(dy, x, { shape: [8, 3, 32, 32], mean, invstd });
+   */
   batchNormBackwardAsync(dy: Float32Array | WasmTensor, x: Float32Array | WasmTensor, options: BatchNormBackwardOptions): Promise<BatchNormBackwardResult> {
     return batchNormBackwardAsync(this.engine, dy, x, options);
   }
 
-  /** A zero-filled tensor of `length` floats in this backend's wasm memory; `free()` it when done. */
+  /**
+   * Folds an inference-mode BatchNorm into the Linear or Conv before it, as PyTorch's
+   * `fuse_conv_bn_weights` / `fuse_linear_bn_weights`: per output channel `s = bn_weight /
+   * sqrt(running_var + eps)`, `W' = W * s` and `b' = (b - running_mean) * s + bn_bias`. Computed in
+   * float64 and rounded once to float32 (more exact than PyTorch's float32 arithmetic).
+   * @param conv `{ weight, shape, bias?, transposed? }` ({@link FoldLayer}): bias default zeros;
+   *   `transposed` (default false) reads ConvTranspose weights `[in, out, ...]`, channels on axis 1.
+   * @param layer A `bn.BatchNorm` with running statistics (and its eps, in either mode), or
+   *   `{ running_mean, running_var, weight?, bias?, eps? }` ({@link FoldBatchNormParams}): weight
+   *   default ones, bias zeros, eps 1e-5.
+   * @returns New arrays: the weight in the input's shape, one bias per output channel. The inputs are unchanged.
+   * @throws TypeError or RangeError naming the argument: wrong types or unknown keys, a shape that does
+   *   not hold the weight, an output-channel axis that is not the BN's channel count, arrays of another
+   *   length, no running statistics, eps not a finite number > 0.
+   * @example
+   * const { weight, bias } = bn.foldBatchNorm({ weight: W, shape: [out, inp, 3, 3], bias: b }, layer);
+   */
+  foldBatchNorm(conv: FoldLayer, layer: BatchNormModule | FoldBatchNormParams): FoldResult {
+    return foldBatchNorm(this.engine.memory, conv, layer);
+  }
+
+  /**
+   * A zero-filled tensor of `length` floats in this backend's wasm memory: passing it (or views of
+   * its `data`) to the API avoids every tensor-sized copy. `free()` it when done; one dropped
+   * without `free()` is reclaimed when garbage-collected.
+   * @param length floats, 0 to 2^30.
+   * @throws {RangeError} for a length that is not a non-negative integer, or that wasm32 memory (4 GiB) cannot hold.
+   * @example
+   * const x = bn.alloc(8 * 3 * 32 * 32);
+   * x.data.set(pixels);
+   * bn.batchNorm(x, { shape: [8, 3, 32, 32], out: x }); // in place, no copies
+   * x.free();
+   */
   alloc(length: number): WasmTensor {
     if (!Number.isSafeInteger(length) || length < 0) {
       throw new RangeError(`length: expected a non-negative integer, got ${describe(length)}`);
@@ -135,19 +242,24 @@ export class Backend {
     return t;
   }
 
-  /** Bytes of wasm linear memory (grows in large steps, never shrinks). */
+  /** Bytes of wasm linear memory (starts at 16 MiB, at least doubles when it grows, never shrinks). */
   get memoryBytes(): number {
     return this.engine.memory.buffer.byteLength;
   }
 
-  /** Linear memory size, bytes held by live blocks, and blocks allocated so far (to check zero-copy use and leaks). */
-  memoryStats(): { bytes: number; inUse: number; allocations: number } {
+  /**
+   * The state of wasm memory, to check zero-copy use and leaks: `bytes` of linear memory, bytes
+   * `inUse` by live blocks, `allocations` made so far (a zero-copy call makes none), and the
+   * `largestFree` block (the most one allocation can take before memory grows, which detaches views).
+   */
+  memoryStats(): { bytes: number; inUse: number; allocations: number; largestFree: number } {
     const m = this.engine.memory;
-    return { bytes: m.buffer.byteLength, inUse: m.bytesInUse, allocations: m.allocations };
+    return { bytes: m.buffer.byteLength, inUse: m.bytesInUse, allocations: m.allocations, largestFree: m.largestFree };
   }
 }
 
 const loaded = new Map<string, Promise<Backend>>();
+const INIT_OPTIONS: ReadonlySet<string> = new Set(["backend", "threads"]);
 
 /**
  * Instantiates a build. Where shared memory and workers are available, that is the threaded build on
@@ -173,12 +285,22 @@ async function load(name: BackendName, threads: number): Promise<Backend> {
 }
 
 /**
- * Loads a backend once per build and thread count; concurrent and repeated calls share it.
- * `init({ threads: 1 })` and `init({ threads: 2 })` are two independent backends.
+ * Loads a backend: compiles the embedded wasm once per build and thread count; concurrent and
+ * repeated calls share one load (and one wasm memory). `init({ threads: 1 })` and
+ * `init({ threads: 2 })` are two independent backends.
+ * @param options `backend` to force a build, `threads`; see {@link InitOptions}.
+ * @returns a promise of the {@link Backend}; it rejects with a TypeError or RangeError for a bad or
+ *   unknown option, or an Error when `'simd'` is forced on an engine without WebAssembly SIMD.
+ * @example
+ * import { init } from "wasm-batchnorm";
+ * const bn = await init();               // SIMD where supported, threads 'auto'
+ * const scalar = await init({ backend: "scalar", threads: 1 });
  */
 export function init(options: InitOptions = {}): Promise<Backend> {
-  if (options === null || typeof options !== "object") {
-    return Promise.reject(new TypeError(`options: expected an object, got ${describe(options)}`));
+  try {
+    checkKeys(options, INIT_OPTIONS);
+  } catch (e) {
+    return Promise.reject(e);
   }
   const requested = options.backend;
   if (requested !== undefined && requested !== "simd" && requested !== "scalar") {

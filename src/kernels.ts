@@ -3,6 +3,13 @@
 import { simdWasm, scalarWasm, simdThreadsWasm, scalarThreadsWasm } from "./wasm.generated.js";
 import { WasmMemory } from "./memory.js";
 
+/**
+ * A compiled build: a WebAssembly.Module, typed opaquely so the published declarations compile
+ * without the DOM lib's WebAssembly namespace (the code hands the real module around).
+ */
+export type CompiledBuild = object;
+
+/** A kernel build: `'simd'` (128-bit WebAssembly SIMD, 4 floats per instruction) or `'scalar'`. */
 export type BackendName = "simd" | "scalar";
 
 /** Pointers are byte addresses; `c0`/`c1` select channels [c0, c1). */
@@ -79,7 +86,7 @@ export function simdSupported(): boolean {
  */
 export async function instantiate(
   name: BackendName, threaded = false,
-): Promise<{ module: WebAssembly.Module; kernels: Kernels; memory: WasmMemory }> {
+): Promise<{ module: CompiledBuild; kernels: Kernels; memory: WasmMemory }> {
   const module = await WebAssembly.compile(bytes(name, threaded));
   const memory = new WasmMemory(threaded);
   const instance = await WebAssembly.instantiate(module, { env: { memory: memory.memory } });
@@ -89,6 +96,6 @@ export async function instantiate(
 }
 
 /** Index of each export in `WebAssembly.Module.exports(module)`: how the pool names a kernel to a worker. */
-export function exportIndex(module: WebAssembly.Module): Map<string, number> {
-  return new Map(WebAssembly.Module.exports(module).map((e, i) => [e.name, i]));
+export function exportIndex(module: CompiledBuild): Map<string, number> {
+  return new Map(WebAssembly.Module.exports(module as WebAssembly.Module).map((e, i) => [e.name, i]));
 }

@@ -4,6 +4,9 @@
 // Growing a non-shared WebAssembly.Memory detaches its old ArrayBuffer, and after the first detach
 // V8 guards every typed-array access in the process (measured: plain JS loops 1.2-1.6x slower).
 // So memory starts at 16 MiB, at least doubles when it grows, and freed blocks are reused.
+//
+// Each WasmTensor's block is also registered with a FinalizationRegistry, so a tensor dropped
+// without free() is reclaimed when it is garbage-collected; free() is the deterministic way.
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // wasm32: 4 GiB
@@ -17,16 +20,28 @@ interface Block {
 
 const align = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
 
+/** The part of a WebAssembly.Memory used here (declared so the public types need no DOM lib). */
+export interface LinearMemory {
+  readonly buffer: ArrayBuffer;
+  grow(delta: number): number;
+}
+
 export class WasmMemory {
-  readonly memory: WebAssembly.Memory;
+  readonly memory: LinearMemory;
   /** Free blocks sorted by address; adjacent ones are always merged. */
   private readonly free: Block[] = [];
   private readonly used = new Map<number, number>();
+  /** WasmTensor blocks: address -> bytes of data (the blocks Float32Array views may point into). */
+  private readonly tensors = new Map<number, number>();
+  /** Buffers this memory had before it grew: detached (views of them get a clear error), or, shared, still valid. */
+  private readonly earlier = new WeakSet<ArrayBufferLike>();
   /** Blocks handed out since creation (a zero-copy call adds none). */
   allocations = 0;
 
   /** memory.buffer, cached: only grow() below changes it (the kernels never grow memory). */
   private current: ArrayBufferLike;
+  /** A Float32Array over all of `current`, to copy floats out without a view per copy. */
+  private all: Float32Array;
 
   /**
    * `shared`: a shared memory for the worker pool (threaded builds). It starts at the same 16 MiB and
@@ -36,6 +51,7 @@ export class WasmMemory {
   constructor(readonly shared = false) {
     this.memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES, shared });
     this.current = this.memory.buffer;
+    this.all = new Float32Array(this.current);
   }
 
   /** Hands the memory above the module's own data (`heapBase`) to the allocator; called once. */
@@ -55,6 +71,13 @@ export class WasmMemory {
     return total;
   }
 
+  /** Bytes of the largest free block: the most one allocation can take without growing memory. */
+  get largestFree(): number {
+    let largest = 0;
+    for (const b of this.free) largest = Math.max(largest, b.size);
+    return largest;
+  }
+
   /** Allocates `bytes` (rounded up to 64) and returns the address; throws RangeError when wasm32 cannot hold it. */
   alloc(bytes: number, what = "tensor"): number {
     const size = align(Math.max(bytes, 1));
@@ -72,7 +95,31 @@ export class WasmMemory {
     return ptr;
   }
 
+  /** Allocates the block of a WasmTensor of `length` floats (views of it are accepted as zero-copy operands). */
+  allocTensor(length: number): number {
+    const ptr = this.alloc(length * 4, "alloc(length)");
+    this.tensors.set(ptr, length * 4);
+    return ptr;
+  }
+
+  /** Whether bytes [start, start + bytes) lie inside one live WasmTensor's data. */
+  inTensor(start: number, bytes: number): boolean {
+    for (const [ptr, size] of this.tensors) if (start >= ptr && start + bytes <= ptr + size) return true;
+    return false;
+  }
+
+  /** Whether `buffer` is one this memory had before it grew (detached unless the memory is shared). */
+  grewFrom(buffer: ArrayBufferLike): boolean {
+    return this.earlier.has(buffer);
+  }
+
+  /** Copies `bytes` from address `src` to `dst` (the ranges may overlap). */
+  copy(dst: number, src: number, bytes: number): void {
+    new Uint8Array(this.buffer).copyWithin(dst, src, src + bytes);
+  }
+
   release(ptr: number): void {
+    this.tensors.delete(ptr);
     const size = this.used.get(ptr);
     if (size === undefined) return;
     this.used.delete(ptr);
@@ -113,11 +160,30 @@ export class WasmMemory {
         throw new RangeError(`${what}: the engine refused to grow wasm memory to hold ${size} more bytes`);
       }
     }
+    this.earlier.add(this.current);
     this.current = this.memory.buffer;
+    this.all = new Float32Array(this.current);
     const grown = this.buffer.byteLength - end;
     if (tail) last.size += grown;
     else this.free.push({ ptr: end, size: grown });
     return this.free.length - 1;
+  }
+
+  /** The floats of an operand: a view at a wasm address (in the current buffer), or the Float32Array itself. */
+  floats(op: number | Float32Array, length: number): Float32Array {
+    return typeof op === "number" ? this.f32(op, length) : op;
+  }
+
+  /** A copy of `length` floats at `ptr`, in an ArrayBuffer of its own. */
+  copyOut(ptr: number, length: number): Float32Array {
+    return this.all.slice(ptr >> 2, (ptr >> 2) + length);
+  }
+
+  /** A copy of `length` floats at `ptr` as a plain array (no ArrayBuffer to allocate). */
+  numbers(ptr: number, length: number): number[] {
+    const out = new Array<number>(length);
+    for (let i = 0, p = ptr >> 2; i < length; i++) out[i] = this.all[p + i];
+    return out;
   }
 
   f32(ptr: number, length: number): Float32Array {
@@ -129,37 +195,64 @@ export class WasmMemory {
   }
 }
 
-/** A Float32Array that lives in a backend's wasm memory: passing it to the API avoids copies. */
+/** Releases the block of a WasmTensor that was garbage-collected without free(). */
+const reclaim = new FinalizationRegistry<{ owner: WasmMemory; ptr: number }>(({ owner, ptr }) => owner.release(ptr));
+
+/** Keeps a WasmTensor alive as long as a `data` view of it is reachable (its block must not be reclaimed under the view). */
+const viewOwner = new WeakMap<Float32Array, WasmTensor>();
+
+/**
+ * A tensor of float32 values that lives in a backend's wasm memory (from `bn.alloc(length)`):
+ * passing it, or a Float32Array view inside it, to the API avoids every tensor-sized copy.
+ * `free()` returns its memory; a tensor dropped without `free()` is reclaimed when garbage-collected
+ * (while a `data` view of it is reachable, the tensor is too).
+ *
+ * @example
+ * const t = bn.alloc(1024);
+ * t.data.set(values);          // write through the view
+ * bn.batchNorm(t, { shape: [8, 128], out: t });
+ * console.log(t.data[0]);      // re-read `data` after calls: growth replaces the view
+ * t.free();
+ */
 export class WasmTensor {
-  /** Byte address in wasm memory. */
+  /** Byte address in wasm memory (64-byte aligned). */
   readonly ptr: number;
+  /** Number of floats. */
   readonly length: number;
   private readonly owner: WasmMemory;
   private view: Float32Array;
   private isFreed = false;
 
+  /** @internal use `bn.alloc(length)` */
   constructor(owner: WasmMemory, length: number) {
     this.owner = owner;
     this.length = length;
-    this.ptr = owner.alloc(length * 4, "alloc(length)");
-    this.view = owner.f32(this.ptr, length);
+    this.ptr = owner.allocTensor(length);
+    this.view = this.newView();
+    reclaim.register(this, { owner, ptr: this.ptr }, this);
   }
 
-  /** A Float32Array view of the tensor, valid also after memory growth (re-read it after any call). */
+  /**
+   * A Float32Array view of the tensor's memory. Growing wasm memory (any call that allocates may)
+   * detaches earlier views, so re-read `data` after calls rather than keeping a view.
+   * @throws {TypeError} after `free()`.
+   */
   get data(): Float32Array {
     if (this.isFreed) throw new TypeError("WasmTensor: data of a freed tensor");
-    if (this.view.buffer !== this.owner.buffer) this.view = this.owner.f32(this.ptr, this.length);
+    if (this.view.buffer !== this.owner.buffer) this.view = this.newView();
     return this.view;
   }
 
+  /** Whether `free()` was called. */
   get freed(): boolean {
     return this.isFreed;
   }
 
-  /** Returns the memory to the allocator; the tensor is unusable afterwards. */
+  /** Returns the memory to the allocator now (calling it again does nothing); the tensor is unusable afterwards. */
   free(): void {
     if (this.isFreed) return;
     this.isFreed = true;
+    reclaim.unregister(this);
     this.owner.release(this.ptr);
   }
 
@@ -167,9 +260,10 @@ export class WasmTensor {
   belongsTo(memory: WasmMemory): boolean {
     return this.owner === memory;
   }
-}
 
-/** The Float32Array behind a tensor: the array itself, or a WasmTensor's current view. */
-export function dataOf(t: Float32Array | WasmTensor): Float32Array {
-  return t instanceof WasmTensor ? t.data : t;
+  private newView(): Float32Array {
+    const view = this.owner.f32(this.ptr, this.length);
+    viewOwner.set(view, this);
+    return view;
+  }
 }

@@ -1,25 +1,36 @@
 // BatchNorm, the module: torch.nn.BatchNorm1d/2d/3d in one class. It owns weight, bias, running
 // statistics and the counter, keeps what backward needs from the last forward (the input, and the
-// statistics in float64), and reads and writes PyTorch's state_dict keys.
-import { Engine, Running, Steps } from "./engine.js";
+// statistics in float64), accumulates gradients as PyTorch's .grad does, reads and writes PyTorch's
+// state_dict keys, and has a JSON form of its own (options, parameters, buffers, counter).
+import { Engine, Operand, Running, Steps } from "./engine.js";
+import { JsonFloat, f32ToJSON, floatsFromJSON, parseJSON } from "./json.js";
 import { WasmTensor } from "./memory.js";
 import {
-  Layout, Tensor, checkBatchStats, checkBoolean, checkEps, checkLayout, checkMomentum, checkTensor, describe, geometry,
-  Geometry,
+  Layout, Tensor, checkBatchStats, checkBoolean, checkEps, checkFloat32Array, checkKeys, checkLayout, checkMomentum,
+  checkNumFeatures, checkTensor, describe, geometry, Geometry, unknownKey,
 } from "./validate.js";
 
+/** Options of `new bn.BatchNorm(numFeatures, options)`; each matches torch.nn.BatchNorm2d's argument of the same name. */
 export interface BatchNormModuleOptions {
+  /** Added to the variance before the square root: a finite number > 0. Default `1e-5`. */
   eps?: number;
-  /** Running-average factor, or null for the cumulative average (factor 1 / numBatchesTracked). Default 0.1. */
+  /**
+   * Running-average factor in [0, 1]: `running = (1 - momentum) * running + momentum * batch`; or
+   * `null` for the cumulative average (factor `1 / numBatchesTracked`). Default `0.1`.
+   */
   momentum?: number | null;
-  /** Learnable weight (init 1) and bias (init 0). Default true. */
+  /** Learnable `weight` (initialized to 1) and `bias` (to 0). Default `true`. */
   affine?: boolean;
-  /** Keep running statistics; without them eval mode normalizes with batch statistics. Default true. */
+  /**
+   * Keep running statistics (`runningMean` 0, `runningVar` 1, `numBatchesTracked`) and normalize
+   * with them in eval mode; without them eval mode normalizes with batch statistics. Default `true`.
+   */
   trackRunningStats?: boolean;
+  /** Memory order of the inputs. Default `'channels-first'`. */
   layout?: Layout;
 }
 
-/** PyTorch's state_dict of a BatchNorm module. */
+/** PyTorch's state_dict of a BatchNorm module, as {@link BatchNorm.stateDict} returns it (copies). */
 export interface BatchNormStateDict {
   weight?: Float32Array;
   bias?: Float32Array;
@@ -28,9 +39,62 @@ export interface BatchNormStateDict {
   num_batches_tracked?: number;
 }
 
+/**
+ * Per-channel values as {@link BatchNorm.loadStateDict} accepts them: a Float32Array, or an array of
+ * numbers (from JSON: also "NaN", "Infinity", "-Infinity" and "-0").
+ */
+export type FloatList = Float32Array | readonly JsonFloat[];
+
+/**
+ * A state_dict as {@link BatchNorm.loadStateDict} accepts it: what `stateDict()` returns, its JSON
+ * form parsed back, or PyTorch's `state_dict()` dumped as lists (see the README).
+ */
+export interface BatchNormStateDictInput {
+  weight?: FloatList;
+  bias?: FloatList;
+  running_mean?: FloatList;
+  running_var?: FloatList;
+  /** Optional: without it the counter loads as 0, as PyTorch does for state dicts without version metadata. */
+  num_batches_tracked?: number;
+}
+
+/**
+ * The JSON form of a BatchNorm module (`JSON.stringify(layer)`; `bn.BatchNorm.fromJSON`): its
+ * options, parameters, running statistics and counter. Float32 values are written as the shortest
+ * decimals that round back to them, so the round trip is exact. Training mode and gradients are not
+ * part of it (a loaded module is in training mode with no gradients).
+ */
+export interface BatchNormJSON {
+  numFeatures: number;
+  eps: number;
+  momentum: number | null;
+  affine: boolean;
+  trackRunningStats: boolean;
+  layout: Layout;
+  /** `null` without affine parameters. */
+  weight: JsonFloat[] | null;
+  bias: JsonFloat[] | null;
+  /** `null` for a module created with `trackRunningStats: false` (it has no running statistics). */
+  runningMean: JsonFloat[] | null;
+  runningVar: JsonFloat[] | null;
+  numBatchesTracked: number;
+}
+
+/** A checked BatchNormJSON, decoded. */
+interface ParsedJSON {
+  options: Required<BatchNormModuleOptions>;
+  numFeatures: number;
+  trackRunningStats: boolean;
+  weight: Float64Array | null;
+  bias: Float64Array | null;
+  runningMean: Float64Array | null;
+  runningVar: Float64Array | null;
+  numBatchesTracked: number;
+}
+
 interface Saved {
   g: Geometry;
-  /** Input address; `owned` blocks belong to the module, else the caller's WasmTensor (kept by reference). */
+  /** Input address: the module's block, or the caller's WasmTensor (kept by reference). */
   x: number;
   tensor: WasmTensor | null;
   mean64: Float64Array;
@@ -38,211 +102,424 @@ interface Saved {
   batchStats: boolean;
 }
 
+/** The parameters and buffers resolved for one call (wasm views become addresses). */
+interface Params {
+  weight: Operand | null;
+  bias: Operand | null;
+  running: Running | null;
+}
+
+const MODULE_OPTIONS: ReadonlySet<string> = new Set(["eps", "momentum", "affine", "trackRunningStats", "layout"]);
+const JSON_FIELDS: ReadonlySet<string> = new Set([
+  "numFeatures", "eps", "momentum", "affine", "trackRunningStats", "layout", "weight", "bias", "runningMean", "runningVar",
+  "numBatchesTracked",
+]);
+/** state_dict key, property, and whether it is a running-statistics buffer (else an affine parameter). */
+const STATE_KEYS = [
+  ["weight", "weight", false],
+  ["bias", "bias", false],
+  ["running_mean", "runningMean", true],
+  ["running_var", "runningVar", true],
+] as const;
+const NONE = new Float64Array(0);
+
+/** Float32 state as JSON; a stateDict's toJSON (non-enumerable, so the keys stay PyTorch's). */
+function stateDictToJSON(this: BatchNormStateDict): Record<string, JsonFloat[] | number> {
+  const out: Record<string, JsonFloat[] | number> = {};
+  for (const [key, v] of Object.entries(this)) out[key] = v instanceof Float32Array ? f32ToJSON(v) : v;
+  return out;
+}
+
+/**
+ * Batch normalization as a layer, like `torch.nn.BatchNorm1d/2d/3d` (one class for any number of
+ * spatial dimensions): learnable `weight` and `bias`, running statistics updated in training mode
+ * and used in eval mode, and `backward` for the gradients of the last forward. Create it with
+ * `new bn.BatchNorm(numFeatures, options)` on a loaded backend.
+ *
+ * @example
+ * const layer = new bn.BatchNorm(3);
+ * const y = layer.forward(x, [4, 3, 5, 5]); // training mode
+ * const dx = layer.backward(dy);             // accumulates layer.weightGrad, layer.biasGrad
+ * layer.zeroGrad();
+ * layer.eval();                              // normalize with the running statistics
+ */
 export class BatchNorm {
+  /** Channels (C), 1 to 2^24. */
   readonly numFeatures: number;
+  /** Added to the variance (default 1e-5). */
   readonly eps: number;
+  /** Running-average factor, or `null` for the cumulative average (default 0.1). */
   readonly momentum: number | null;
+  /** Whether the module has `weight` and `bias`. */
   readonly affine: boolean;
-  readonly trackRunningStats: boolean;
+  /** Memory order of the inputs. */
   readonly layout: Layout;
+  /** Per-channel scale (length C; `null` without affine). Replaceable by another Float32Array of length C. */
   weight: Float32Array | null;
+  /** Per-channel shift (length C; `null` without affine). */
   bias: Float32Array | null;
+  /** Running mean (length C; `null` for a module created with `trackRunningStats: false`). Updated in place. */
   runningMean: Float32Array | null;
+  /** Running (unbiased) variance (length C; `null` for a module created with `trackRunningStats: false`). */
   runningVar: Float32Array | null;
+  /** Training forwards that updated the running statistics (also empty batches, as PyTorch counts them). */
   numBatchesTracked = 0;
+  /** Gradient of `weight`, summed over `backward` calls since the last `zeroGrad()` (`null` before any). */
   weightGrad: Float32Array | null = null;
+  /** Gradient of `bias`, summed like `weightGrad`. */
   biasGrad: Float32Array | null = null;
+  /** Training mode (batch statistics, running statistics updated); `eval()` clears it. */
   training = true;
 
+  private tracking: boolean;
+  /** The module was created with running statistics (PyTorch's buffers); they stay when tracking is switched off. */
+  private readonly buffers: boolean;
   private readonly engine: Engine;
   private saved: Saved | null = null;
-  /** Module-owned copy of the last input (reused across calls). */
-  private block = 0;
-  private blockBytes = 0;
-  private readonly cleanup: { block: number };
-  private static readonly registry = new FinalizationRegistry<{ engine: Engine; ref: { block: number } }>(
-    ({ engine, ref }) => ref.block && engine.memory.release(ref.block),
+  /** The module's copy of the last input (reused across calls), released by dispose() or on garbage collection. */
+  private readonly held = { block: 0, bytes: 0 };
+  private static readonly registry = new FinalizationRegistry<{ engine: Engine; held: { block: number } }>(
+    ({ engine, held }) => held.block && engine.memory.release(held.block),
   );
 
+  /** @internal use `new bn.BatchNorm(numFeatures, options)` */
   constructor(engine: Engine, numFeatures: number, options: BatchNormModuleOptions = {}) {
-    if (!Number.isSafeInteger(numFeatures) || numFeatures < 1) {
-      throw new RangeError(`numFeatures: expected a positive integer, got ${describe(numFeatures)}`);
-    }
-    if (options === null || typeof options !== "object") throw new TypeError(`options: expected an object, got ${describe(options)}`);
+    checkNumFeatures("numFeatures", numFeatures);
+    checkKeys(options, MODULE_OPTIONS);
     this.engine = engine;
     this.numFeatures = numFeatures;
     this.eps = checkEps(options.eps);
     this.momentum = checkMomentum(options.momentum, true);
     this.affine = checkBoolean("affine", options.affine, true);
-    this.trackRunningStats = checkBoolean("trackRunningStats", options.trackRunningStats, true);
+    this.tracking = this.buffers = checkBoolean("trackRunningStats", options.trackRunningStats, true);
     this.layout = checkLayout(options.layout);
     this.weight = this.affine ? new Float32Array(numFeatures).fill(1) : null;
     this.bias = this.affine ? new Float32Array(numFeatures) : null;
-    this.runningMean = this.trackRunningStats ? new Float32Array(numFeatures) : null;
-    this.runningVar = this.trackRunningStats ? new Float32Array(numFeatures).fill(1) : null;
-    this.cleanup = { block: 0 };
-    BatchNorm.registry.register(this, { engine, ref: this.cleanup }, this);
+    this.runningMean = this.buffers ? new Float32Array(numFeatures) : null;
+    this.runningVar = this.buffers ? new Float32Array(numFeatures).fill(1) : null;
+    BatchNorm.registry.register(this, { engine, held: this.held });
   }
 
+  /**
+   * Whether training forwards update the running statistics and count batches. Writable, as in
+   * PyTorch: switched off, a module that has running statistics keeps them (in `stateDict()` too,
+   * with the counter), stops updating and counting, and still normalizes with them in eval mode;
+   * switched on, a module created without them still has none.
+   * @throws {TypeError} when set to a non-boolean.
+   */
+  get trackRunningStats(): boolean {
+    return this.tracking;
+  }
+
+  set trackRunningStats(v: boolean) {
+    if (typeof v !== "boolean") throw new TypeError(`trackRunningStats: expected a boolean, got ${describe(v)}`);
+    this.tracking = v;
+  }
+
+  /**
+   * Sets training mode (`true`, the default) or eval mode (`false`).
+   * @returns this module.
+   * @throws {TypeError} when `mode` is not a boolean.
+   */
   train(mode = true): this {
     this.training = checkBoolean("mode", mode, true);
     return this;
   }
 
+  /** Eval mode: normalize with the running statistics (batch statistics without them). @returns this module. */
   eval(): this {
     return this.train(false);
   }
 
-  /** Normalizes `x` (shape in memory order, this module's layout); returns a new Float32Array. */
+  /**
+   * Normalizes `x` and keeps what `backward` needs. In training mode the running statistics are
+   * updated (when tracked) and `numBatchesTracked` counts the batch, an empty one too.
+   * @param x input: a Float32Array (copied into the module's wasm block for backward) or a
+   *   WasmTensor (kept by reference: do not free or overwrite it before `backward`).
+   * @param shape shape in memory order in this module's layout, with C = numFeatures.
+   * @returns y, a new Float32Array.
+   * @throws {TypeError|RangeError} for a bad argument, parameter or buffer (named), or one value per
+   *   channel in training; nothing changes then, not even the saved forward.
+   * @example
+   * const y = layer.forward(x, [8, 64, 28, 28]); // channels-first, numFeatures 64
+   */
   forward(x: Tensor, shape: readonly number[]): Float32Array {
     return this.engine.run("forward", this.forwardSteps(x, shape));
   }
 
-  /** forward on the worker pool: resolves with the same output, never blocking the caller. */
+  /**
+   * forward on the worker pool: resolves with the same output, never blocking the caller (leave `x`
+   * unchanged until it resolves). Rejects where forward throws.
+   */
   forwardAsync(x: Tensor, shape: readonly number[]): Promise<Float32Array> {
     return this.engine.runAsync(() => this.forwardSteps(x, shape));
   }
 
   private *forwardSteps(x: Tensor, shape: readonly number[]): Steps<Float32Array> {
     const memory = this.engine.memory;
-    checkTensor("x", x, memory);
+    const xOp = checkTensor("x", x, memory);
     const g = geometry(shape, this.layout, x.length);
     if (g.c !== this.numFeatures) {
       throw new RangeError(`x: expected ${this.numFeatures} channels (numFeatures), got ${g.c} in shape [${g.shape.join(", ")}]`);
     }
-    this.checkParams();
-    const batchStats = this.training || !this.trackRunningStats;
+    const p = this.params();
+    const batchStats = this.training || p.running === null;
     if (batchStats) checkBatchStats(g);
+    const track = this.training && this.tracking && p.running !== null;
     if (g.length === 0) {
-      this.saved = null;
+      if (track) this.numBatchesTracked += 1;
+      this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats };
       return new Float32Array(0);
     }
     const engine = this.engine;
     const sc = engine.scratch(g.c);
-    this.saved = null; // from here on, the input block may be replaced
-    let xp: number;
-    if (x instanceof WasmTensor) xp = x.ptr;
-    else {
-      xp = this.reserve(g.length * 4);
-      memory.f32(xp, g.length).set(x);
-    }
+    // backward needs the input: a WasmTensor is kept by reference, anything else is copied into the
+    // module's block once the forward has succeeded (the block may hold the saved forward's input)
+    const bytes = g.length * 4;
+    const held = this.held;
+    const keep = x instanceof WasmTensor ? 0 : held.bytes >= bytes ? held.block : memory.alloc(bytes);
     const y = new Float32Array(g.length);
-    const running: Running | null = this.runningMean && { mean: this.runningMean, variance: this.runningVar! };
-    let factor: number | null = null;
-    if (this.training && running) factor = this.momentum ?? 1 / (this.numBatchesTracked + 1);
-    yield* engine.forward(xp, y, g, sc, this.weight, this.bias, this.eps, batchStats, running, factor);
-    if (this.training && running) this.numBatchesTracked += 1;
+    const factor = track ? this.momentum ?? 1 / (this.numBatchesTracked + 1) : null;
+    try {
+      yield* engine.forward(xOp, y, g, sc, p.weight, p.bias, this.eps, batchStats, p.running, factor);
+    } catch (e) {
+      if (keep !== 0 && keep !== held.block) memory.release(keep);
+      throw e;
+    }
+    if (keep !== 0) {
+      if (keep !== held.block) {
+        if (held.block) memory.release(held.block);
+        held.block = keep;
+        held.bytes = bytes;
+      }
+      if (typeof xOp === "number") memory.copy(keep, xOp, bytes);
+      else memory.f32(keep, g.length).set(xOp);
+    }
+    if (track) this.numBatchesTracked += 1;
     this.saved = {
       g,
-      x: xp,
+      x: keep || (xOp as number),
       tensor: x instanceof WasmTensor ? x : null,
-      mean64: batchStats ? engine.f64(sc.mean, g.c).slice() : new Float64Array(this.runningMean!),
+      mean64: batchStats ? engine.f64(sc.mean, g.c).slice() : new Float64Array(memory.floats(p.running!.mean, g.c)),
       invstd64: engine.f64(sc.invstd, g.c).slice(),
       batchStats,
     };
     return y;
   }
 
-  /** Gradient of the last forward: returns dx and sets weightGrad / biasGrad (when affine). */
+  /**
+   * Gradients of the last forward for `dy`: returns dx and, with affine, adds dweight and dbias to
+   * `weightGrad` and `biasGrad` (created on the first call after `zeroGrad()`), as PyTorch
+   * accumulates `.grad`. Through batch statistics the gradient flows through them too.
+   * @param dy gradient of the loss for y: Float32Array or WasmTensor of the forward's length.
+   * @returns dx, a new Float32Array.
+   * @throws {TypeError} before any forward, or when the forward's WasmTensor was freed.
+   * @throws {TypeError|RangeError} for a bad `dy`, parameter or gradient array (named); nothing changes then.
+   * @example
+   * layer.zeroGrad();
+   * const dx = layer.backward(dy);
+   * for (let c = 0; c < layer.numFeatures; c++) layer.weight[c] -= lr * layer.weightGrad[c];
+   */
   backward(dy: Tensor): Float32Array {
     return this.engine.run("backward", this.backwardSteps(dy));
   }
 
-  /** backward on the worker pool: resolves with the same dx, never blocking the caller. */
+  /** backward on the worker pool: resolves with the same dx, never blocking the caller. Rejects where backward throws. */
   backwardAsync(dy: Tensor): Promise<Float32Array> {
     return this.engine.runAsync(() => this.backwardSteps(dy));
   }
 
   private *backwardSteps(dy: Tensor): Steps<Float32Array> {
     const memory = this.engine.memory;
-    checkTensor("dy", dy, memory);
+    const dyOp = checkTensor("dy", dy, memory);
     const saved = this.saved;
     if (!saved) throw new TypeError("backward: call forward first (no forward statistics are saved)");
     if (saved.tensor?.freed) throw new TypeError("backward: the WasmTensor given to forward has been freed");
     const { g } = saved;
     if (dy.length !== g.length) throw new RangeError(`dy: expected length ${g.length} (as the last forward's x), got ${dy.length}`);
-    this.checkParams();
+    const p = this.params();
+    const c = this.numFeatures;
+    const wg = this.weightGrad === null ? null : checkFloat32Array("weightGrad", this.weightGrad, c, memory);
+    const bg = this.biasGrad === null ? null : checkFloat32Array("biasGrad", this.biasGrad, c, memory);
+    if (g.length === 0) {
+      if (this.affine) this.accumulate(wg, bg, new Float32Array(c), new Float32Array(c));
+      return new Float32Array(0);
+    }
     const engine = this.engine;
     const sc = engine.scratch(g.c);
     const dx = new Float32Array(g.length);
-    const { dweight, dbias } = yield* engine.backward(engine.operand(dy), saved.x, dx, g, sc, this.weight, saved.mean64, saved.invstd64, saved.batchStats);
-    if (this.affine) {
-      this.weightGrad = dweight;
-      this.biasGrad = dbias;
-    }
+    const { dweight, dbias } = yield* engine.backward(dyOp, saved.x, dx, g, sc, p.weight, saved.mean64, saved.invstd64, saved.batchStats);
+    if (this.affine) this.accumulate(wg, bg, dweight, dbias);
     return dx;
   }
 
-  /** Copies of the state under PyTorch's keys. */
+  /** Resets `weightGrad` and `biasGrad` to `null`, as PyTorch's `zero_grad()` (set_to_none, its default since 2.0). */
+  zeroGrad(): void {
+    this.weightGrad = this.biasGrad = null;
+  }
+
+  /**
+   * Copies of the state under PyTorch's keys: `weight`, `bias` (affine), `running_mean`,
+   * `running_var`, `num_batches_tracked` (when the module has running statistics, tracked or not).
+   * `JSON.stringify` writes the arrays as lists of numbers, which `loadStateDict` accepts back.
+   * @throws {TypeError|RangeError} when a parameter or buffer was replaced by something invalid.
+   * @example
+   * const saved = JSON.stringify(layer.stateDict()); // {"weight":[1,1,1],...,"num_batches_tracked":0}
+   */
   stateDict(): BatchNormStateDict {
+    const memory = this.engine.memory;
+    const p = this.params();
+    const c = this.numFeatures;
     const sd: BatchNormStateDict = {};
-    if (this.weight) sd.weight = this.weight.slice();
-    if (this.bias) sd.bias = this.bias.slice();
-    if (this.runningMean) sd.running_mean = this.runningMean.slice();
-    if (this.runningVar) sd.running_var = this.runningVar.slice();
-    if (this.trackRunningStats) sd.num_batches_tracked = this.numBatchesTracked;
+    if (p.weight !== null) sd.weight = memory.floats(p.weight, c).slice();
+    if (p.bias !== null) sd.bias = memory.floats(p.bias, c).slice();
+    if (p.running !== null) {
+      sd.running_mean = memory.floats(p.running.mean, c).slice();
+      sd.running_var = memory.floats(p.running.variance, c).slice();
+      sd.num_batches_tracked = this.numBatchesTracked;
+    }
+    Object.defineProperty(sd, "toJSON", { value: stateDictToJSON });
     return sd;
   }
 
-  /** Loads a state_dict (strict, as torch: every key this module has, and no other); nothing changes if it throws. */
-  loadStateDict(sd: BatchNormStateDict): void {
+  /**
+   * Loads a state_dict, strictly as PyTorch does: every key this module has (`num_batches_tracked`
+   * may be missing: the counter becomes 0) and no other. Values are Float32Arrays or arrays of
+   * numbers, so `JSON.parse(JSON.stringify(layer.stateDict()))` and PyTorch's state_dict dumped as
+   * lists both load.
+   * @throws {TypeError|RangeError} naming the key; nothing changes then.
+   * @example
+   * layer.loadStateDict(JSON.parse(saved));
+   */
+  loadStateDict(sd: BatchNormStateDictInput): void {
     if (sd === null || typeof sd !== "object") throw new TypeError(`stateDict: expected an object, got ${describe(sd)}`);
-    const expected = Object.keys(this.stateDict());
+    const memory = this.engine.memory;
+    const c = this.numFeatures;
+    const entries = STATE_KEYS.filter(([, , buffer]) => (buffer ? this.buffers : this.affine));
+    const known = new Set([...entries.map(([key]) => key), ...(this.buffers ? ["num_batches_tracked"] : [])]);
     for (const key of Object.keys(sd)) {
-      if (!expected.includes(key)) throw new TypeError(`stateDict: unexpected key '${key}' (expected ${expected.join(", ")})`);
+      if (!known.has(key)) throw new TypeError(`stateDict: unexpected key '${key}'${unknownKey(key, known)}`);
     }
     const record = sd as Record<string, unknown>;
-    for (const key of expected) {
-      const v = record[key];
-      if (key === "num_batches_tracked") {
-        if (!Number.isSafeInteger(v) || (v as number) < 0) {
-          throw new TypeError(`stateDict.num_batches_tracked: expected a non-negative integer, got ${describe(v)}`);
-        }
-      } else if (!(v instanceof Float32Array) && !(Array.isArray(v) && v.every((e) => typeof e === "number"))) {
-        throw new TypeError(`stateDict.${key}: expected a Float32Array or number[], got ${describe(v)}`);
-      } else if ((v as ArrayLike<number>).length !== this.numFeatures) {
-        throw new RangeError(`stateDict.${key}: expected length ${this.numFeatures}, got ${(v as ArrayLike<number>).length}`);
-      }
+    const values = entries.map(([key]) => floatsFromJSON(`stateDict.${key}`, record[key], c));
+    const counter = record.num_batches_tracked ?? 0;
+    if (!Number.isSafeInteger(counter) || (counter as number) < 0) {
+      throw new TypeError(`stateDict.num_batches_tracked: expected a non-negative integer, got ${describe(counter)}`);
     }
-    if (sd.weight) this.weight!.set(sd.weight);
-    if (sd.bias) this.bias!.set(sd.bias);
-    if (sd.running_mean) this.runningMean!.set(sd.running_mean);
-    if (sd.running_var) this.runningVar!.set(sd.running_var);
-    if (sd.num_batches_tracked !== undefined) this.numBatchesTracked = sd.num_batches_tracked;
+    const targets = entries.map(([, prop]) => checkFloat32Array(prop, this[prop], c, memory));
+    targets.forEach((op, i) => memory.floats(op, c).set(values[i]));
+    if (this.buffers) this.numBatchesTracked = counter as number;
   }
 
-  /** Frees the wasm memory this module holds (also done when it is garbage-collected). */
-  dispose(): void {
-    if (this.block) this.engine.memory.release(this.block);
-    this.block = this.blockBytes = this.cleanup.block = 0;
-    this.saved = null;
-    BatchNorm.registry.unregister(this);
-  }
-
-  /** The module's input block, at least `bytes` long. */
-  private reserve(bytes: number): number {
-    if (bytes > this.blockBytes) {
-      const block = this.engine.memory.alloc(bytes);
-      if (this.block) this.engine.memory.release(this.block);
-      this.block = this.cleanup.block = block;
-      this.blockBytes = bytes;
-    }
-    return this.block;
-  }
-
-  /** weight, bias and the running statistics are public and replaceable: check them per call. */
-  private checkParams(): void {
+  /**
+   * The JSON form (see {@link BatchNormJSON}); `JSON.stringify(layer)` calls it, and
+   * `bn.BatchNorm.fromJSON` reads it back exactly.
+   * @example
+   * const copy = bn.BatchNorm.fromJSON(JSON.stringify(layer));
+   */
+  toJSON(): BatchNormJSON {
+    const memory = this.engine.memory;
+    const p = this.params();
     const c = this.numFeatures;
-    const entries: [string, Float32Array | null, boolean][] = [
-      ["weight", this.weight, this.affine],
-      ["bias", this.bias, this.affine],
-      ["runningMean", this.runningMean, this.trackRunningStats],
-      ["runningVar", this.runningVar, this.trackRunningStats],
-    ];
-    for (const [name, v, present] of entries) {
-      if (!present) continue;
-      if (!(v instanceof Float32Array)) throw new TypeError(`${name}: expected a Float32Array, got ${describe(v)}`);
-      if (v.length !== c) throw new RangeError(`${name}: expected length ${c}, got ${v.length}`);
+    const json = (op: Operand | null): JsonFloat[] | null => (op === null ? null : f32ToJSON(memory.floats(op, c)));
+    return {
+      numFeatures: c,
+      eps: this.eps,
+      momentum: this.momentum,
+      affine: this.affine,
+      trackRunningStats: this.tracking,
+      layout: this.layout,
+      weight: json(p.weight),
+      bias: json(p.bias),
+      runningMean: json(p.running && p.running.mean),
+      runningVar: json(p.running && p.running.variance),
+      numBatchesTracked: this.numBatchesTracked,
+    };
+  }
+
+  /**
+   * Frees the wasm memory this module holds (the copy of its last input) and forgets the last
+   * forward. The module stays usable; garbage collection also frees the memory.
+   */
+  dispose(): void {
+    if (this.held.block) this.engine.memory.release(this.held.block);
+    this.held.block = this.held.bytes = 0;
+    this.saved = null;
+  }
+
+  /** @internal checks a BatchNormJSON (object or JSON text) for fromJSON; errors name the field. */
+  static parseJSON(input: unknown): ParsedJSON {
+    const j = parseJSON(input) as Record<keyof BatchNormJSON, unknown>;
+    checkKeys(j, JSON_FIELDS, "json", "json.", "field");
+    for (const key of JSON_FIELDS) if (j[key as keyof BatchNormJSON] === undefined) throw new TypeError(`json.${key}: missing`);
+    const c = checkNumFeatures("json.numFeatures", j.numFeatures);
+    const affine = checkBoolean("json.affine", j.affine, true);
+    const per = (key: "weight" | "bias" | "runningMean" | "runningVar", present: boolean): Float64Array | null => {
+      if (present) return floatsFromJSON(`json.${key}`, j[key], c);
+      if (j[key] !== null) throw new TypeError(`json.${key}: expected null (${key === "weight" || key === "bias" ? "affine is false" : "no running statistics"}), got ${describe(j[key])}`);
+      return null;
+    };
+    const buffers = j.runningMean !== null || j.runningVar !== null;
+    const counter = j.numBatchesTracked;
+    if (!Number.isSafeInteger(counter) || (counter as number) < 0) {
+      throw new TypeError(`json.numBatchesTracked: expected a non-negative integer, got ${describe(counter)}`);
     }
+    return {
+      numFeatures: c,
+      options: {
+        eps: checkEps(j.eps, "json.eps"),
+        momentum: checkMomentum(j.momentum, true, "json.momentum"),
+        affine,
+        trackRunningStats: buffers,
+        layout: checkLayout(j.layout, "json.layout"),
+      },
+      trackRunningStats: checkBoolean("json.trackRunningStats", j.trackRunningStats, true),
+      weight: per("weight", affine),
+      bias: per("bias", affine),
+      runningMean: per("runningMean", buffers),
+      runningVar: per("runningVar", buffers),
+      numBatchesTracked: counter as number,
+    };
+  }
+
+  /** @internal restores a module created from parsed JSON's options */
+  restore(j: ParsedJSON): this {
+    if (j.weight) this.weight!.set(j.weight);
+    if (j.bias) this.bias!.set(j.bias);
+    if (j.runningMean) this.runningMean!.set(j.runningMean);
+    if (j.runningVar) this.runningVar!.set(j.runningVar);
+    this.tracking = j.trackRunningStats;
+    this.numBatchesTracked = j.numBatchesTracked;
+    return this;
+  }
+
+  /** Adds this backward's gradients to the accumulated ones (resolved `wg`/`bg`), or starts them. */
+  private accumulate(wg: Operand | null, bg: Operand | null, dweight: Float32Array, dbias: Float32Array): void {
+    const memory = this.engine.memory;
+    const add = (to: Float32Array, d: Float32Array): void => {
+      for (let i = 0; i < d.length; i++) to[i] += d[i];
+    };
+    if (wg === null) this.weightGrad = dweight;
+    else add(memory.floats(wg, this.numFeatures), dweight);
+    if (bg === null) this.biasGrad = dbias;
+    else add(memory.floats(bg, this.numFeatures), dbias);
+  }
+
+  /** weight, bias and the running statistics are public and replaceable: check and resolve them per call. */
+  private params(): Params {
+    const memory = this.engine.memory;
+    const c = this.numFeatures;
+    const p: Params = { weight: null, bias: null, running: null };
+    if (this.affine) {
+      p.weight = checkFloat32Array("weight", this.weight, c, memory);
+      p.bias = checkFloat32Array("bias", this.bias, c, memory);
+    }
+    if (this.buffers) {
+      p.running = {
+        mean: checkFloat32Array("runningMean", this.runningMean, c, memory),
+        variance: checkFloat32Array("runningVar", this.runningVar, c, memory),
+      };
+    }
+    return p;
   }
 }

@@ -9,6 +9,9 @@
 // wait uses the value it read, so no wake-up is lost. seq = -1 ends a worker.
 // See ../shared/notes/threads.md for the measurements behind the choices.
 
+import type { CompiledBuild } from "./kernels.js";
+import type { LinearMemory } from "./memory.js";
+
 /** One kernel call: its index in `WebAssembly.Module.exports(module)`, then its arguments. */
 export type Call = readonly number[];
 /** Calls that run in order on one thread. */
@@ -19,7 +22,7 @@ const JOB_F64 = 4096;
 /** Iterations a worker spins on the control word before it sleeps (about 50-100 us). */
 const WORKER_SPIN = 20_000;
 /** Iterations the calling thread spins on a worker's done word before it sleeps. */
-const CALLER_SPIN = 200_000;
+const CALLER_SPIN = 50_000;
 
 /** Atomics.waitAsync (ES2024; Node 16+, Chrome 87+, Safari 16.4+, Firefox 145+), typed here for ES2022 libs. */
 const waitAsync = (
@@ -84,7 +87,7 @@ export class Pool {
    * Starts `count` workers on `memory` with the compiled threaded build `module` (not recompiled) and
    * waits until each has instantiated it; throws (after ending them) if one is not ready in `timeoutMs`.
    */
-  static async start(module: WebAssembly.Module, memory: WebAssembly.Memory, count: number, timeoutMs = 10_000): Promise<Pool> {
+  static async start(module: CompiledBuild, memory: LinearMemory, count: number, timeoutMs = 10_000): Promise<Pool> {
     const controlBuffer = new SharedArrayBuffer(Math.max(1, count) * SLOT * 4);
     const jobs = new SharedArrayBuffer(Math.max(1, count) * JOB_F64 * 8);
     const workers: WorkerHandle[] = [];

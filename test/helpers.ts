@@ -1,15 +1,38 @@
 // Shared test helpers: both backends, the golden-case reader and the accuracy bar.
 import { readFileSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
 import { init, type Backend } from "../src/index.js";
 
 export const BACKENDS = ["simd", "scalar"] as const;
 /** Thread counts every split-aware test runs with (2: a worker pool on shared memory). */
 export const THREADS = [1, 2] as const;
 
-/** A backend with `threads` threads (default 1: a plain, non-shared memory). */
+/** A backend with `threads` threads (default 1); where workers exist (Node) its memory is shared, see plainBackend. */
 export async function backend(name: (typeof BACKENDS)[number], threads: number = 1): Promise<Backend> {
   return init({ backend: name, threads });
+}
+
+/**
+ * A backend on a plain (non-shared) wasm memory, as a browser page without cross-origin isolation
+ * gets (growing it detaches its buffer): loaded with SharedArrayBuffer hidden, 1 thread. init()
+ * caches backends, so call it before any other init() of this build with 1 thread in the test file.
+ */
+export async function plainBackend(name: (typeof BACKENDS)[number]): Promise<Backend> {
+  const g = globalThis as { SharedArrayBuffer?: unknown };
+  const sab = g.SharedArrayBuffer;
+  delete g.SharedArrayBuffer;
+  let bn: Backend;
+  try {
+    bn = await init({ backend: name, threads: 1 });
+  } finally {
+    g.SharedArrayBuffer = sab;
+  }
+  const probe = bn.alloc(1);
+  const shared = probe.data.buffer instanceof SharedArrayBuffer;
+  probe.free();
+  if (shared) throw new Error(`plainBackend: a shared ${name} backend with 1 thread was loaded earlier in this file`);
+  return bn;
 }
 
 const goldenDir = fileURLToPath(new URL("./golden/", import.meta.url));
@@ -72,4 +95,16 @@ export function checkBar(q: string, ours: ArrayLike<number>, expected: ArrayLike
     worst = Math.max(worst, Math.abs(ours[i] - expected[i]));
   }
   return worst <= bar ? null : `${q}: max error ${worst} > bar ${bar} (torch f32 error ${err})`;
+}
+
+/** Expects the same length and max |a - b| <= tol * max(1, max |b|). */
+export function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5): void {
+  expect(a.length).toBe(b.length);
+  let scale = 1;
+  let worst = 0;
+  for (let i = 0; i < b.length; i++) {
+    scale = Math.max(scale, Math.abs(b[i]));
+    worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  }
+  expect(worst).toBeLessThanOrEqual(tol * scale);
 }

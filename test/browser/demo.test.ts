@@ -2,7 +2,8 @@
 // through in Chromium at a phone's width (390 px) and a desktop's (1280 px). Saves screenshots to
 // test/artifacts/ (demo-<width>-empty.png before the run, demo-<width>.png after it,
 // demo-<width>-shifted.png with the sliders at their ends); with WASM_BN_DOCS_SCREENSHOT=1 also
-// docs/demo.png, the 1280 px one the README shows (made on purpose, not on every run).
+// docs/demo.png, the 1280 px one the README shows (made on purpose, not on every run). The Train
+// panel: a short training run at each width, saved as demo-train-<width>.png (and docs/demo-train.png).
 import { spawn, type ChildProcess } from "node:child_process";
 import { copyFile, mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
@@ -141,4 +142,45 @@ describeWithBrowser("the demo page", () => {
     expect(problems).toEqual([]);
     await page.close();
   }, 60_000);
+
+  it.each([390, 1280])("Train panel at %i px: both networks train in workers, the curves and the verdict show BN learning where the plain network guesses", async (width) => {
+    const { page, problems } = await openPage(browser, demo!.url, { width, height: 900 });
+    expect(await page.textContent("#train-chart .placeholder")).toMatch(/Press Train/);
+    await page.selectOption("#lr", "8");
+    await page.selectOption("#steps", "300");
+    await page.click("#train");
+    await page.waitForSelector("#train-panel:is([data-state=done], [data-state=error])", { timeout: 60_000 });
+    expect(await page.textContent("#train-status"), problems.join("\n")).toBe("Done: 300 steps at learning rate 8.");
+
+    // the same training code and seeds as test/mnist-training.test.ts: BN trains, the plain network stays near chance
+    const verdict = (await page.textContent("#train-result"))!;
+    const [, withBn, without] = verdict.match(/with BN reads (\d+)% .* without BN reads (\d+)%/)!.map(Number);
+    expect(withBn).toBeGreaterThan(75);
+    expect(without).toBeLessThan(20);
+    expect(verdict).toMatch(/With BN it got to 80% after \d+ steps; without BN it never got to 80%\./);
+
+    // one curve per network, a point for every evaluation (every 25 steps and step 0)
+    const curves = await page.$$eval("#train-chart path", (paths) => paths.map((p) => (p.getAttribute("d")!.match(/[ML]/g) ?? []).length));
+    expect(curves).toEqual([13, 13]);
+    const texts = await page.$$eval("#train-chart text", (els) =>
+      els.map((e) => {
+        const ctm = (e as SVGGraphicsElement).getScreenCTM()!;
+        const box = e.getBoundingClientRect();
+        const chart = document.getElementById("train-chart")!.getBoundingClientRect();
+        return { text: e.textContent!, px: parseFloat(getComputedStyle(e).fontSize) * Math.hypot(ctm.a, ctm.b), inside: box.left >= chart.left - 0.5 && box.right <= chart.right + 0.5 };
+      }),
+    );
+    expect(texts.length).toBeGreaterThan(10);
+    for (const t of texts) {
+      expect(t.px, t.text).toBeGreaterThanOrEqual(MIN_TEXT_PX);
+      expect(t.inside, t.text).toBe(true);
+    }
+    expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+    await page.locator("#train-panel").screenshot({ path: resolve(artifacts, `demo-train-${width}.png`) });
+    if (width === 1280 && process.env.WASM_BN_DOCS_SCREENSHOT === "1") {
+      await copyFile(resolve(artifacts, `demo-train-${width}.png`), resolve(repo, "docs/demo-train.png"));
+    }
+    expect(problems).toEqual([]);
+    await page.close();
+  }, 90_000);
 });
