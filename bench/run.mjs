@@ -205,7 +205,8 @@ const threadsResult = {
 //
 // Two measures, timed interleaved (round-robin batches, median per call) so drift hits all alike:
 //  - engine-level: the same kernels called through the library's internal pointer-level path
-//    (Backend's TypeScript-private `engine`: scratch + forward/backward on the same WasmTensors),
+//    (Backend's TypeScript-private `engine`: scratch + forward/backward on the same WasmTensors'
+//    addresses),
 //    skipping argument validation, geometry, result arrays and bookkeeping. overhead = API - engine.
 //    Best effort: internals may change; the path is checked against the reference before use.
 //  - tiny call: the same API call on a tiny tensor with the same channel count ([2, C] or
@@ -228,11 +229,11 @@ async function enginePath(bn, w, op, z) {
   if (op === "backward") {
     const mean64 = Float64Array.from(t.mean.data);
     const invstd64 = Float64Array.from(t.invstd.data);
-    fn = () => engine.run("bench", engine.backward(t.dy.ptr, t.x.ptr, t.out.ptr, g, engine.scratch(g.c), t.weight, mean64, invstd64, true));
+    fn = () => engine.run("bench", engine.backward(t.dy.ptr, t.x.ptr, t.out.ptr, g, engine.scratch(g.c), t.weight.ptr, mean64, invstd64, true));
   } else {
-    const running = { mean: t.runningMean, variance: t.runningVar };
+    const running = { mean: t.runningMean.ptr, variance: t.runningVar.ptr };
     const train = op === "train";
-    fn = () => engine.run("bench", engine.forward(t.x.ptr, t.out.ptr, g, engine.scratch(g.c), t.weight, t.bias, EPS, train, running, train ? MOMENTUM : null));
+    fn = () => engine.run("bench", engine.forward(t.x.ptr, t.out.ptr, g, engine.scratch(g.c), t.weight.ptr, t.bias.ptr, EPS, train, running, train ? MOMENTUM : null));
   }
   try {
     t.out.data.fill(0);
