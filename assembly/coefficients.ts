@@ -98,16 +98,32 @@ export function forwardCoefficients(
     const m = f32Stats ? <f64>load<f32>(mean + at4(ch)) : load<f64>(mean + at8(ch));
     const v = f32Stats ? <f64>load<f32>(variance + at4(ch)) : load<f64>(variance + at8(ch));
     const r = 1.0 / Math.sqrt(v + eps);
-    const g: f64 = weight ? <f64>load<f32>(weight + at4(ch)) : 1.0;
-    const b: f64 = bias ? <f64>load<f32>(bias + at4(ch)) : 0.0;
-    const ml = storeMean(coef, c, ch, m);
-    const a = g * r;
-    store<f32>(rowAt(coef, c, ROW_A, ch), <f32>a);
-    store<f32>(rowAt(coef, c, ROW_B, ch), <f32>(b - ml * a));
-    store<f32>(rowAt(coef, c, ROW_INVSTD, ch), <f32>r);
+    storeForward(coef, c, ch, m, r, weight, bias);
     store<f64>(invstd + at8(ch), r);
-    scaleForward(coef, c, ch, a);
   }
+}
+
+/**
+ * The forward block of channels [c0, c1) from the f64 `mean` and `invstd` a forward normalized with
+ * (and its `weight`/`bias`, f32 or 0): the very bits forwardCoefficients wrote, which the backward
+ * kernels recompute a fused ReLU's mask from (relu.ts).
+ */
+export function maskCoefficients(
+  c: i32, c0: i32, c1: i32, mean: usize, invstd: usize, weight: usize, bias: usize, coef: usize,
+): void {
+  for (let ch = c0; ch < c1; ch++) storeForward(coef, c, ch, load<f64>(mean + at8(ch)), load<f64>(invstd + at8(ch)), weight, bias);
+}
+
+/** The forward rows of channel `ch` from its f64 mean `m` and invstd `r`. */
+@inline function storeForward(coef: usize, c: i32, ch: i32, m: f64, r: f64, weight: usize, bias: usize): void {
+  const g: f64 = weight ? <f64>load<f32>(weight + at4(ch)) : 1.0;
+  const b: f64 = bias ? <f64>load<f32>(bias + at4(ch)) : 0.0;
+  const ml = storeMean(coef, c, ch, m);
+  const a = g * r;
+  store<f32>(rowAt(coef, c, ROW_A, ch), <f32>a);
+  store<f32>(rowAt(coef, c, ROW_B, ch), <f32>(b - ml * a));
+  store<f32>(rowAt(coef, c, ROW_INVSTD, ch), <f32>r);
+  scaleForward(coef, c, ch, a);
 }
 
 /** Sets the scale rows of channel `ch` for the forward form with f64 coefficient `a`. */

@@ -2,14 +2,14 @@
 // element counts and a channel range [c0, c1), and allocate nothing (memory is owned by src/memory.ts).
 export { statsChannelsFirst } from "./stats_channels_first";
 export { statsChannelsLast } from "./stats_channels_last";
-export { forwardCoefficients, splitMeans, backwardCoefficients, COEF_ROWS } from "./coefficients";
+export { forwardCoefficients, maskCoefficients, splitMeans, backwardCoefficients, COEF_ROWS } from "./coefficients";
 export { normalizeChannelsFirst } from "./normalize_channels_first";
 export { normalizeChannelsLast } from "./normalize_channels_last";
 export { forwardTrainChannelsFirst } from "./forward_train_channels_first";
 export { backwardReduceChannelsFirst } from "./backward_reduce_channels_first";
 export { backwardReduceChannelsLast } from "./backward_reduce_channels_last";
-export { backwardDxChannelsFirst } from "./backward_dx_channels_first";
-export { backwardDxChannelsLast } from "./backward_dx_channels_last";
+export { backwardDxChannelsFirst, backwardDxEvalChannelsFirst } from "./backward_dx_channels_first";
+export { backwardDxChannelsLast, backwardDxEvalChannelsLast } from "./backward_dx_channels_last";
 
 /** First byte the JS allocator may hand out. */
 export function heapBase(): usize {

@@ -30,6 +30,10 @@ export interface Kernels {
     c: number, c0: number, c1: number, mean: number, variance: number, f32Stats: number, eps: number, weight: number, bias: number,
     coef: number, invstd: number,
   ): void;
+  /** The forward block forwardCoefficients wrote, from the f64 mean and invstd it normalized with: a fused ReLU's mask. */
+  maskCoefficients(
+    c: number, c0: number, c1: number, mean: number, invstd: number, weight: number, bias: number, coef: number,
+  ): void;
   splitMeans(c: number, c0: number, c1: number, mean: number, coef: number): void;
   backwardCoefficients(
     c: number, c0: number, c1: number, count: number, sumDy: number, sumDyXc: number, invstd: number,
@@ -39,25 +43,37 @@ export interface Kernels {
     c0: number, c1: number, mean: number, variance: number, unbias: number, factor: number, runningMean: number,
     runningVar: number,
   ): void;
-  normalizeChannelsFirst(x: number, y: number, n: number, c: number, s: number, c0: number, c1: number, coef: number): void;
-  normalizeChannelsLast(x: number, y: number, rows: number, c: number, c0: number, c1: number, coef: number): void;
+  /** `relu` (0 or 1): y = max(0, y). */
+  normalizeChannelsFirst(x: number, y: number, n: number, c: number, s: number, c0: number, c1: number, coef: number, relu: number): void;
+  normalizeChannelsLast(x: number, y: number, rows: number, c: number, c0: number, c1: number, coef: number, relu: number): void;
   forwardTrainChannelsFirst(
     x: number, y: number, n: number, c: number, s: number, c0: number, c1: number, group: number, eps: number, weight: number,
-    bias: number, mean: number, variance: number, invstd: number, coef: number,
+    bias: number, mean: number, variance: number, invstd: number, coef: number, relu: number,
   ): void;
-  /** Adds into sumDy and sumDyXc (f64); `mean` is f64. */
+  /** Adds into sumDy and sumDyXc (f64); `mean` is f64; `mask` a fused ReLU's forward block (maskCoefficients) or 0. */
   backwardReduceChannelsFirst(
     dy: number, x: number, n: number, c: number, s: number, c0: number, c1: number, mean: number, sumDy: number,
-    sumDyXc: number,
+    sumDyXc: number, mask: number,
   ): void;
-  /** Adds into sumDy and sumDyXc (f64); `mean` is f64. */
+  /** Adds into sumDy and sumDyXc (f64); `mean` is f64; `mask` as backwardReduceChannelsFirst. */
   backwardReduceChannelsLast(
     dy: number, x: number, rows: number, c: number, c0: number, c1: number, mean: number, sumDy: number, sumDyXc: number,
+    mask: number,
   ): void;
+  /** Training-mode dx; `mask` a fused ReLU's forward block or 0. */
   backwardDxChannelsFirst(
-    dy: number, x: number, dx: number, n: number, c: number, s: number, c0: number, c1: number, coef: number,
+    dy: number, x: number, dx: number, n: number, c: number, s: number, c0: number, c1: number, coef: number, mask: number,
   ): void;
-  backwardDxChannelsLast(dy: number, x: number, dx: number, rows: number, c: number, c0: number, c1: number, coef: number): void;
+  backwardDxChannelsLast(
+    dy: number, x: number, dx: number, rows: number, c: number, c0: number, c1: number, coef: number, mask: number,
+  ): void;
+  /** Eval-mode dx through a fused ReLU (without one, normalize on dy). */
+  backwardDxEvalChannelsFirst(
+    dy: number, x: number, dx: number, n: number, c: number, s: number, c0: number, c1: number, coef: number, mask: number,
+  ): void;
+  backwardDxEvalChannelsLast(
+    dy: number, x: number, dx: number, rows: number, c: number, c0: number, c1: number, coef: number, mask: number,
+  ): void;
 }
 
 const decoded = new Map<string, Uint8Array<ArrayBuffer>>();
