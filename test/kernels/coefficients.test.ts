@@ -1,11 +1,13 @@
-// Direct tests of forwardCoefficients, backwardCoefficients and splitMeans on every build: the f64
+// Direct tests of forwardCoefficients, backwardCoefficients, splitMeans and maskCoefficients on every build: the f64
 // outputs (invstd, dweight), the block rows as assembly/coefficients.ts documents them (the mean as
 // mh + ml, a = w * invstd, b = bias - ml * a; training k1, k2, k3; eval's forward form), the scale
 // rule (s = 1, or a power of two exactly when |mean| >= 2^100 or a coefficient leaves
 // [2^-100, 2^100]) with its scaled rows, f32 running statistics, absent weight/bias, and channel
-// sub-ranges that leave every other byte of the block untouched.
+// sub-ranges that leave every other byte of the block untouched; maskCoefficients rebuilds, from the
+// f64 mean and invstd, the very bits of every row forwardCoefficients wrote that the fused ReLU's mask
+// reads.
 import { describe, expect, it } from "vitest";
-import { Arena, BUILDS, Checks, KernelTester, type Loaded, ULP32, affine, coefRow, coefStride, load, runAll, subRanges, withArena } from "./harness.js";
+import { Arena, BUILDS, type Buf, Checks, KernelTester, type Loaded, ULP32, affine, coefRow, coefStride, load, runAll, subRanges, withArena } from "./harness.js";
 
 const [MH, INVSTD, ML, A, B, K2, S, MHS, MLS, AS, C2, C3] = ["MH", "INVSTD", "ML", "A", "B", "K2", "S", "MHS", "MLS", "AS", "C2", "C3"].map(coefRow);
 const BIG = 2 ** 100;
@@ -21,7 +23,9 @@ const STATS32: [number, number][] = [[0.3, 1.2], [1e4, 0.5], [-2e31, 4], [1e-30,
 /** Whether f64 v would leave the range where f32 keeps its precision (finite, non-zero, outside [2^-100, 2^100]). */
 const outside = (v: number): boolean => v !== 0 && Number.isFinite(v) && (Math.abs(v) < 2 ** -100 || Math.abs(v) > BIG);
 
-type Pass = "forward" | "backward" | "split";
+type Pass = "forward" | "backward" | "split" | "mask";
+/** The forward rows maskCoefficients writes. */
+const MASK_ROWS = new Set([MH, INVSTD, ML, A, B, S, MHS, AS]);
 
 class CoefficientsTester extends KernelTester {
   private pass: Pass = "forward";
@@ -41,6 +45,12 @@ class CoefficientsTester extends KernelTester {
 
   split(): this {
     this.pass = "split";
+    return this;
+  }
+
+  /** maskCoefficients from the f64 mean and the invstd forwardCoefficients wrote (from f64 or f32 statistics). */
+  mask(f32Stats: boolean): this {
+    [this.pass, this.runningStats, this.pairs] = ["mask", f32Stats, f32Stats ? STATS32 : STATS];
     return this;
   }
 
@@ -64,6 +74,7 @@ class CoefficientsTester extends KernelTester {
       const wb = this.withAffine ? a.f32("weight", c, weight).ptr : 0;
       const bb = this.withAffine ? a.f32("bias", c, bias).ptr : 0;
       const rb = a.f64("invstd", c, this.pass === "backward" ? r : undefined, this.pass === "forward" ? inRange : undefined);
+      if (this.pass === "mask") return this.checkMask(k, a, checks, mb, vb, wb, bb, rb);
       const sumDy = Array.from({ length: c }, (_, ch) => (ch - 2.5) * n * 0.1), sumDyXc = Array.from({ length: c }, (_, ch) => 0.3 * n * (ch + 1) / r[ch]);
       const sdb = a.f64("sumDy", c, sumDy), sxb = a.f64("sumDyXc", c, sumDyXc);
       const dwb = a.f64("dweight", c, undefined, this.pass === "backward" ? inRange : undefined);
@@ -126,6 +137,33 @@ class CoefficientsTester extends KernelTester {
     });
     return checks.failures;
   }
+
+  /**
+   * forwardCoefficients over all channels into one block, then maskCoefficients of the range into
+   * another from the f64 mean and the invstd it wrote: the forward rows must match bit for bit, and
+   * nothing else may be written.
+   */
+  private checkMask(k: Loaded, a: Arena, checks: Checks, mb: Buf, vb: Buf, wb: number, bb: number, rb: Buf): string[] {
+    const c = this.g.c;
+    const [c0, c1] = this.range;
+    const stride = coefStride(c);
+    const rows = k.kernels.COEF_ROWS.value;
+    const forward = a.f32("forward block", rows * stride);
+    k.kernels.forwardCoefficients(c, 0, c, mb.ptr, vb.ptr, this.runningStats ? 1 : 0, this.epsValue, wb, bb, forward.ptr, rb.ptr);
+    const mean64 = a.f64("mean as f64", c, a.view(mb));
+    const mask = a.f32("mask block", rows * stride, undefined, (i) => this.inRange(i % stride) && MASK_ROWS.has(Math.floor(i / stride)));
+    a.seal();
+    k.kernels.maskCoefficients(c, c0, c1, mean64.ptr, rb.ptr, wb, bb, mask.ptr);
+    checks.untouched(a);
+    const want = a.read(forward), got = a.read(mask);
+    for (let ch = c0; ch < c1; ch++) {
+      for (const row of MASK_ROWS) {
+        const i = row * stride + ch;
+        if (!Object.is(got[i], want[i])) checks.fail(`row ${row} channel ${ch}: ${got[i]}, forwardCoefficients wrote ${want[i]}`);
+      }
+    }
+    return checks.failures;
+  }
 }
 
 const tester = () => new CoefficientsTester();
@@ -146,6 +184,11 @@ describe.each(BUILDS)("coefficient kernels, $label build", (build) => {
 
   it("backwardCoefficients, training and eval", async () => {
     const all = [true, false].flatMap((training) => cases((t, i) => t.backward(training).affine(i % 2 === 0).eps(i % 3 ? 0 : 1e-5)));
+    expect(await runAll(await load(build), all)).toEqual([]);
+  });
+
+  it("maskCoefficients rebuilds forwardCoefficients' rows bit for bit, from batch and running statistics", async () => {
+    const all = [false, true].flatMap((f32Stats) => cases((t, i) => t.mask(f32Stats).affine(i % 2 === 0).eps(i % 3 ? 0 : 1e-5)));
     expect(await runAll(await load(build), all)).toEqual([]);
   });
 

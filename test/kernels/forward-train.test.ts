@@ -2,12 +2,14 @@
 // two kernels it fuses (stats and normalize), several groups (group < C, uneven, one, more than C),
 // channel sub-ranges, in place, with and without affine parameters, scaled and non-finite channels;
 // mean, variance, invstd and y against float64, the block rows the engine reads back equal to a
-// separate forwardCoefficients call, and the same bits whatever the group size.
+// separate forwardCoefficients call, and the same bits whatever the group size. With the fused ReLU:
+// the same statistics and block as without, and y = max(0, y) of the plain call, bit for bit.
 import { describe, expect, it } from "vitest";
 import {
   Arena, BUILDS, Checks, KernelTester, type Kind, type Loaded, ULP32, affine, channel, channelOf, checkStats, coefRow, coefStride,
   length, load, loopSteps, normalized, runAll, sizeCases, stats64, subRanges, tensor, withArena,
 } from "./harness.js";
+import { maxAbs } from "../reference.js";
 
 /** Row loops, in floats, of the stats and normalize passes the kernel runs per group. */
 const ROW_STEPS = [
@@ -28,6 +30,14 @@ interface Outputs {
 
 class ForwardTrainTester extends KernelTester {
   private groupSize = 2;
+  private withRelu = false;
+
+  /** The fused ReLU: y = max(0, y). */
+  relu(v: boolean): this {
+    this.withRelu = v;
+    return this;
+  }
+
   /** The outputs of the last test() call. */
   last: Outputs | null = null;
 
@@ -39,7 +49,7 @@ class ForwardTrainTester extends KernelTester {
   async test(k: Loaded): Promise<string[]> {
     const g = this.g;
     const [c0, c1] = this.range;
-    const checks = new Checks(this.label(`group=${this.groupSize} inplace=${this.inPlace} affine=${this.withAffine} eps=${this.epsValue}`));
+    const checks = new Checks(this.label(`group=${this.groupSize} relu=${this.withRelu} inplace=${this.inPlace} affine=${this.withAffine} eps=${this.epsValue}`));
     const x = tensor(g, this.kindList, this.seedValue);
     const { weight, bias } = affine(g.c, this.seedValue);
     const inRange = (ch: number) => this.inRange(ch);
@@ -56,13 +66,32 @@ class ForwardTrainTester extends KernelTester {
       const stride = coefStride(g.c);
       const rows = k.kernels.COEF_ROWS.value;
       const coef = a.f32("coef", rows * stride, undefined, (i) => inRange(i % stride));
+      const call = (from: number, to: number, m: number, v: number, r: number, block: number, relu: boolean) =>
+        k.kernels.forwardTrainChannelsFirst(from, to, g.n, g.c, g.s, c0, c1, this.groupSize, this.epsValue, wb, bb, m, v, r, block, relu ? 1 : 0);
+      // with the ReLU, the plain call first, on buffers of its own
+      const plain = this.withRelu
+        ? { x: a.f32("plain x", length(g), x), y: a.f32("plain y", length(g)), m: a.f64("plain mean", g.c), v: a.f64("plain variance", g.c), r: a.f64("plain invstd", g.c), coef: a.f32("plain coef", rows * stride) }
+        : null;
+      if (plain) call(plain.x.ptr, plain.y.ptr, plain.m.ptr, plain.v.ptr, plain.r.ptr, plain.coef.ptr, false);
       a.seal();
-      k.kernels.forwardTrainChannelsFirst(
-        xb.ptr, yb.ptr, g.n, g.c, g.s, c0, c1, this.groupSize, this.epsValue, wb, bb, mean.ptr, variance.ptr, invstd.ptr, coef.ptr,
-      );
+      call(xb.ptr, yb.ptr, mean.ptr, variance.ptr, invstd.ptr, coef.ptr, this.withRelu);
       checks.untouched(a);
       const out: Outputs = { y: a.read(yb), mean: a.read(mean), variance: a.read(variance), invstd: a.read(invstd) };
       this.last = out;
+      if (plain) {
+        const same = (what: string, got: Float64Array, want: Float64Array) => {
+          for (let i = 0; i < got.length; i++) {
+            if (!this.inRange(what === "y" ? channelOf(g, i) : what === "coef" ? i % stride : i)) continue;
+            const clip = what === "y" && !Number.isNaN(want[i]) ? Math.max(0, want[i]) : want[i];
+            if (!Object.is(got[i], clip) && !(Number.isNaN(got[i]) && Number.isNaN(clip))) checks.fail(`${what}[${i}] = ${got[i]}, plain call ${want[i]}`);
+          }
+        };
+        same("y", out.y, a.read(plain.y));
+        same("mean", out.mean, a.read(plain.m));
+        same("variance", out.variance, a.read(plain.v));
+        same("invstd", out.invstd, a.read(plain.r));
+        same("coef", a.read(coef), a.read(plain.coef));
+      }
       // the block must be what forwardCoefficients makes of the kernel's own statistics
       const again = a.f32("coef again", rows * stride);
       const invstdAgain = a.f64("invstd again", g.c);
@@ -75,7 +104,8 @@ class ForwardTrainTester extends KernelTester {
         const r = 1 / Math.sqrt(ref.variance + this.epsValue);
         checks.close(`invstd[${ch}]`, out.invstd[ch], r, 8 * ULP32 * r);
         const w = this.withAffine ? weight[ch] : 1, b = this.withAffine ? bias[ch] : 0;
-        checks.bar(`y channel ${ch}`, channel(g, out.y, ch), normalized(g, x, ch, ref.mean, ref.variance, this.epsValue, w, b));
+        const yRef = normalized(g, x, ch, ref.mean, ref.variance, this.epsValue, w, b);
+        checks.bar(`y channel ${ch}`, channel(g, out.y, ch), this.withRelu ? yRef.map((v) => Math.max(0, v)) : yRef, maxAbs(yRef));
       }
     });
     return checks.failures;
@@ -87,8 +117,10 @@ const tester = () => new ForwardTrainTester();
 describe.each(BUILDS)("forwardTrainChannelsFirst, $label build", (build) => {
   for (const [name, sizes] of sizeCases(ROW_STEPS)) {
     it(`spatial ${name}`, async () => {
-      const cases = sizes.map((s) =>
-        tester().channelsFirst(2, 5, s).group(1 + (s % 3)).inplace(s % 2 === 0).affine(s % 3 !== 0).kinds("normal", "offset", "pilot-miss").seed(s),
+      const cases = sizes.flatMap((s) =>
+        [false, true].map((relu) =>
+          tester().channelsFirst(2, 5, s).group(1 + (s % 3)).inplace(s % 2 === 0).affine(s % 3 !== 0).kinds("normal", "offset", "pilot-miss").relu(relu).seed(s),
+        ),
       );
       expect(await runAll(await load(build), cases)).toEqual([]);
     });
@@ -129,7 +161,7 @@ describe.each(BUILDS)("forwardTrainChannelsFirst, $label build", (build) => {
     const cases = kinds.flatMap((ks, i) =>
       [[2, 21], [1, 5], [3, 1]].flatMap(([n, s]) =>
         [1, 2, 3, 4].map((seed) =>
-          tester().channelsFirst(n, 5, s).kinds(...ks).eps(ks[0] === "constant" ? 1e-5 : 0).group(2).inplace(seed % 2 === 0).seed(seed + 10 * i),
+          tester().channelsFirst(n, 5, s).kinds(...ks).eps(ks[0] === "constant" ? 1e-5 : 0).group(2).inplace(seed % 2 === 0).relu(seed > 2).seed(seed + 10 * i),
         ),
       ),
     );

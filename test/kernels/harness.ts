@@ -317,12 +317,13 @@ export class Checks {
 
   /**
    * Every element of `got` within 8 float32 ulps of `scale`, by default the largest |want| (the
-   * project's accuracy bar); non-finite where `want` is finite always fails.
+   * project's accuracy bar), or within the spacing of subnormal float32s (2^-149) where that bar is
+   * finer than any float32 can be (outputs near 1e-40); non-finite where `want` is finite always fails.
    */
   bar(what: string, got: ArrayLike<number>, want: ArrayLike<number>, scale?: number): void {
     let m = scale ?? 0;
     if (scale === undefined) for (let i = 0; i < want.length; i++) m = Math.max(m, Math.abs(want[i]));
-    const tol = 8 * ULP32 * m;
+    const tol = Math.max(8 * ULP32 * m, 2 ** -149);
     for (let i = 0; i < want.length; i++) {
       if (!Number.isFinite(got[i]) && Number.isFinite(want[i])) this.fail(`${what}[${i}] = ${got[i]}, expected ${want[i]}`);
       else this.close(`${what}[${i}]`, got[i], want[i], tol);
