@@ -4,11 +4,13 @@
 // mean/var from the batch (biased variance) when training or when no running statistics are given,
 // else from runningMean/runningVar; training updates running = (1 - momentum) * running +
 // momentum * batch, with the unbiased batch variance. See: Ioffe & Szegedy, "Batch Normalization", 2015.
+// `activation: 'relu'` fuses torch.relu into the same passes: y = max(0, y), and backward zeroes dy
+// where that output was <= 0 (the mask is recomputed from x, never stored).
 import type { Backend } from "./index.js";
 import { Engine, Operand, Running, Steps } from "./engine.js";
 import { WasmMemory, WasmTensor } from "./memory.js";
 import {
-  Layout, Tensor, checkBatchStats, checkBoolean, checkChannels, checkDisjoint, checkEps, checkKeys, checkLayout, checkMomentum,
+  Activation, Layout, Tensor, checkActivation, checkBatchStats, checkBoolean, checkChannels, checkDisjoint, checkEps, checkKeys, checkLayout, checkMomentum,
   checkOut, checkTensor, describe, geometry,
 } from "./validate.js";
 
@@ -43,6 +45,12 @@ export interface BatchNormOptions {
   /** Added to the variance: a finite number > 0. Default `1e-5`. */
   eps?: number;
   /**
+   * `'relu'`: y = max(0, y) in the same pass over memory, as `torch.relu(F.batch_norm(x, ...))` (a
+   * NaN stays NaN). Backward through it takes `activation: 'relu'` and the same weight and bias.
+   * Default `'none'`.
+   */
+  activation?: Activation;
+  /**
    * Destination for y, of x's length (a WasmTensor avoids every tensor-sized copy). It may be x
    * itself (in place) but must not otherwise share memory with any argument. Default a new Float32Array.
    */
@@ -70,6 +78,12 @@ export interface BatchNormBackwardOptions {
   layout?: Layout;
   /** The forward's weight. Default none (1). */
   weight?: Tensor | null;
+  /**
+   * The forward's bias: used with `activation: 'relu'` only, where it is part of the output whose
+   * sign decides the mask (a bias given to the forward but not here cannot be detected: pass the same
+   * one). Default none (0).
+   */
+  bias?: Tensor | null;
   /** The forward's eps (used with `training: false`). Default `1e-5`. */
   eps?: number;
   /** The forward used batch statistics: pass its `mean` and `invstd`. Default `true`. */
@@ -82,6 +96,14 @@ export interface BatchNormBackwardOptions {
   runningMean?: Tensor | null;
   /** With `training: false`: the running variance the forward used (a constant). */
   runningVar?: Tensor | null;
+  /**
+   * `'relu'`: the forward had `activation: 'relu'`: dy counts as 0 where the forward's output was <= 0
+   * (its gradient is 0 at exactly 0; a NaN output passes its gradient), as torch's autograd of
+   * `torch.relu(F.batch_norm(x, ...))`. The outputs are recomputed from x, the forward's `mean` and
+   * `invstd` (pass the very arrays it returned: they also carry the float64 values it used, so the
+   * mask is the forward's bit for bit), `weight` and `bias`. Default `'none'`.
+   */
+  activation?: Activation;
   /** Destination for dx; may be dy or x itself, and must not otherwise share memory with any argument. Default a new Float32Array. */
   out?: Tensor | null;
 }
@@ -103,11 +125,17 @@ export interface BatchNormBackwardResult {
  */
 const LOW = Symbol("mean low part");
 
+/**
+ * Key of the float64 invstd carried by the `invstd` array a training forward with a fused ReLU
+ * returns: backward rebuilds the forward's coefficients from it, so its mask is the forward's.
+ */
+const INVSTD = Symbol("float64 invstd");
+
 const FORWARD_OPTIONS: ReadonlySet<string> = new Set([
-  "shape", "layout", "weight", "bias", "runningMean", "runningVar", "training", "momentum", "eps", "out",
+  "shape", "layout", "weight", "bias", "runningMean", "runningVar", "training", "momentum", "eps", "activation", "out",
 ]);
 const BACKWARD_OPTIONS: ReadonlySet<string> = new Set([
-  "shape", "layout", "weight", "eps", "training", "mean", "invstd", "runningMean", "runningVar", "out",
+  "shape", "layout", "weight", "bias", "eps", "training", "mean", "invstd", "runningMean", "runningVar", "activation", "out",
 ]);
 
 /** What a call returns for its `out` (resolved to `op`): a WasmTensor's view, a fresh view if growth detached `out`, else `out`. */
@@ -141,6 +169,7 @@ function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): 
   const training = checkBoolean("training", options.training, true);
   const momentum = checkMomentum(options.momentum, false)!;
   const eps = checkEps(options.eps);
+  const relu = checkActivation(options.activation) === "relu";
   const out = checkOut("out", options.out, length, memory);
   if (out !== null) {
     checkDisjoint(out, length, "x", xOp, length, true);
@@ -159,11 +188,13 @@ function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): 
   }
   const sc = engine.scratch(g.c);
   const y = out ?? new Float32Array(length);
-  const stats = yield* engine.forward(xOp, y, g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null);
+  const stats = yield* engine.forward(xOp, y, g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null, relu);
   const mean = new Float32Array(stats.mean);
-  // the low part matters only to a backward through batch statistics
+  const invstd = new Float32Array(stats.invstd);
+  // the low part matters only to a backward through batch statistics, the f64 invstd only to its ReLU mask
   if (batchStats) Object.defineProperty(mean, LOW, { value: Array.from(stats.mean, (m, i) => m - mean[i]) });
-  return { y: out !== null ? resultOf(memory, options.out!, out, length) : (y as Float32Array), mean, invstd: new Float32Array(stats.invstd) };
+  if (batchStats && relu) Object.defineProperty(invstd, INVSTD, { value: stats.invstd });
+  return { y: out !== null ? resultOf(memory, options.out!, out, length) : (y as Float32Array), mean, invstd };
 }
 
 export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): BatchNormBackwardResult {
@@ -186,6 +217,8 @@ function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options:
   const weight = checkChannels("weight", options.weight, g.c, memory);
   const training = checkBoolean("training", options.training, true);
   const eps = checkEps(options.eps);
+  const relu = checkActivation(options.activation) === "relu";
+  const bias = checkChannels("bias", options.bias, g.c, memory);
   const out = checkOut("out", options.out, length, memory);
   // the forward's statistics: its batch mean and invstd (training), or the running ones
   const [meanName, spreadName] = training ? ["mean", "invstd"] as const : ["runningMean", "runningVar"] as const;
@@ -200,6 +233,7 @@ function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options:
     checkDisjoint(out, length, "dy", dyOp, length, true);
     checkDisjoint(out, length, "x", xOp, length, true);
     checkDisjoint(out, length, "weight", weight, g.c, false);
+    checkDisjoint(out, length, "bias", bias, g.c, false);
     checkDisjoint(out, length, meanName, mean, g.c, false);
     checkDisjoint(out, length, spreadName, spread, g.c, false);
   }
@@ -211,7 +245,8 @@ function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options:
   const mean64 = new Float64Array(memory.floats(mean, g.c));
   let invstd64: Float64Array;
   if (training) {
-    invstd64 = new Float64Array(memory.floats(spread, g.c));
+    const exact = relu && options.invstd instanceof Float32Array ? (options.invstd as { [INVSTD]?: Float64Array })[INVSTD] : undefined;
+    invstd64 = exact ?? new Float64Array(memory.floats(spread, g.c));
     const low = options.mean instanceof Float32Array ? (options.mean as { [LOW]?: number[] })[LOW] : undefined;
     if (low) for (let i = 0; i < low.length; i++) mean64[i] += low[i];
   } else {
@@ -219,6 +254,6 @@ function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options:
   }
   const sc = engine.scratch(g.c);
   const dx = out ?? new Float32Array(length);
-  const grads = yield* engine.backward(dyOp, xOp, dx, g, sc, weight, mean64, invstd64, training);
+  const grads = yield* engine.backward(dyOp, xOp, dx, g, sc, weight, mean64, invstd64, training, relu ? { weight, bias } : null);
   return { dx: out !== null ? resultOf(memory, options.out!, out, length) : (dx as Float32Array), ...grads };
 }

@@ -43,6 +43,8 @@ export interface Scratch {
   runningVar: number;
   /** coefficient block: COEF_ROWS rows of C rounded up to 4 floats; the first three (mh, invstd, ml) are read back (assembly/coefficients.ts) */
   coef: number;
+  /** a second block: the forward's, which a backward through a fused ReLU recomputes its mask from */
+  mask: number;
   /** parts[0] shares the rows above; the others have their own */
   parts: Part[];
 }
@@ -77,6 +79,7 @@ function scratchLayout(base: number, c: number, parts: number, coefRows: number)
     runningMean: take(c * 4),
     runningVar: take(c * 4),
     coef: shared.coef,
+    mask: take(coefRows * stride * 4),
     // the stats kernels use the coefficient block's first rows as their f32 work rows
     parts: [{ ...shared, work: shared.coef }],
   };
@@ -120,6 +123,15 @@ interface Slice {
   count: number;
   rows: Part;
   own: boolean;
+}
+
+/**
+ * The forward's weight and bias (none: null), from which a backward through a fused ReLU rebuilds the
+ * forward's coefficient block, and so the very outputs it clipped, with the forward's mean and invstd.
+ */
+export interface ReluMask {
+  weight: Operand | null;
+  bias: Operand | null;
 }
 
 /** Running statistics to read (eval) or update (training, when `factor` is a number). */
@@ -268,13 +280,13 @@ export class Engine {
    * Forward pass from `x` to `y` (y may be x); returns the statistics it normalized with. With
    * `batchStats` they come from the batch, otherwise from `running`. With `factor` (training with
    * running statistics) those are updated in place: running = (1 - f) * running + f * batch, the
-   * variance unbiased as in torch.
+   * variance unbiased as in torch. `relu`: y = max(0, y), in the same kernels.
    */
   forward(
     x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Operand | null, bias: Operand | null, eps: number,
-    batchStats: boolean, running: Running | null, factor: number | null,
+    batchStats: boolean, running: Running | null, factor: number | null, relu = false,
   ): Steps<Statistics> {
-    return this.forwardPass(x, y, g, sc, weight, bias, eps, batchStats, running, factor, this.parts(g.length * 4));
+    return this.forwardPass(x, y, g, sc, weight, bias, eps, batchStats, running, factor, relu, this.parts(g.length * 4));
   }
 
   /** The batch's mean and biased variance; `exact` sums in f64 throughout. */
@@ -294,18 +306,19 @@ export class Engine {
   /**
    * Backward pass from the f64 `mean` and `invstd` the forward normalized with: dx to `dx` (may be
    * dy); returns dweight and dbias. `training`: the statistics came from the batch, so the gradient
-   * flows through them.
+   * flows through them. `relu`: through a fused ReLU (dy counts as 0 where the forward's output was
+   * <= 0), given the forward's weight and bias.
    */
   backward(
     dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Operand | null, mean: Float64Array,
-    invstd: Float64Array, training: boolean,
+    invstd: Float64Array, training: boolean, relu: ReluMask | null = null,
   ): Steps<{ dweight: Float32Array; dbias: Float32Array }> {
-    return this.backwardPass(dy, x, dx, g, sc, weight, mean, invstd, training, this.parts(g.length * 4));
+    return this.backwardPass(dy, x, dx, g, sc, weight, mean, invstd, training, relu, this.parts(g.length * 4));
   }
 
   private *forwardPass(
     x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Operand | null, bias: Operand | null, eps: number,
-    batchStats: boolean, running: Running | null, factor: number | null, parts: number,
+    batchStats: boolean, running: Running | null, factor: number | null, relu: boolean, parts: number,
   ): Pass<Statistics> {
     const k = this.kernels;
     const ex = this.executor;
@@ -316,7 +329,7 @@ export class Engine {
       // both in wasm memory: statistics and normalize fused per channel group, split by channel
       const group = Math.max(1, Math.floor(Engine.groupBytes / (g.n * g.s * 4)));
       yield this.slices(g, this.whole(g), sc, parts).map((sl) => [
-        ex.call("forwardTrainChannelsFirst", x, y, g.n, c, g.s, sl.c0, sl.c1, group, eps, w, b, sc.mean, sc.variance, sc.invstd, sc.coef),
+        ex.call("forwardTrainChannelsFirst", x, y, g.n, c, g.s, sl.c0, sl.c1, group, eps, w, b, sc.mean, sc.variance, sc.invstd, sc.coef, +relu),
       ]);
     } else {
       if (batchStats) {
@@ -335,7 +348,7 @@ export class Engine {
         for (const blk of blocks) {
           const src = this.stage(x, blk, bufX);
           const dst = typeof y === "number" ? y + blk.offset * 4 : bufY;
-          yield this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts).map((sl) => [this.normalizeCall(src, dst, g, blk, sl, sc)]);
+          yield this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts).map((sl) => [this.normalizeCall(src, dst, g, blk, sl, sc, relu)]);
           if (typeof y !== "number") y.set(this.memory.f32(dst, blk.length), blk.offset);
         }
       } finally {
@@ -405,13 +418,19 @@ export class Engine {
 
   private *backwardPass(
     dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Operand | null, mean: Float64Array,
-    invstd: Float64Array, training: boolean, parts: number,
+    invstd: Float64Array, training: boolean, relu: ReluMask | null, parts: number,
   ): Pass<{ dweight: Float32Array; dbias: Float32Array }> {
     const k = this.kernels;
     const { c } = g;
-    const w = this.stageChannels(weight, sc.weight, c);
     this.f64(sc.mean, c).set(mean);
     this.f64(sc.invstd, c).set(invstd);
+    // the forward's block, whose outputs the kernels recompute from x to mask dy (0: no ReLU)
+    let mask = 0;
+    if (relu) {
+      k.maskCoefficients(c, 0, c, sc.mean, sc.invstd, this.stageChannels(relu.weight, sc.weight, c), this.stageChannels(relu.bias, sc.bias, c), sc.mask);
+      mask = sc.mask;
+    }
+    const w = this.stageChannels(weight, sc.weight, c);
     k.splitMeans(c, 0, c, sc.mean, sc.coef);
     const temps: number[] = [];
     try {
@@ -429,7 +448,7 @@ export class Engine {
         const gAt = this.stage(dy, blk, bufDy);
         const xAt = this.stage(x, blk, bufX);
         yield this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts).map((sl) => [
-          this.rangeCall("backwardReduce", g, blk, sl, [gAt, xAt], [sc.mean, sl.rows.sumDy, sl.rows.sumDyXc]),
+          this.rangeCall("backwardReduce", g, blk, sl, [gAt, xAt], [sc.mean, sl.rows.sumDy, sl.rows.sumDyXc, mask]),
         ]);
       }
       for (let p = 1; p < sc.parts.length; p++) {
@@ -444,9 +463,14 @@ export class Engine {
       for (const blk of blocks) {
         const dst = typeof dx === "number" ? dx + blk.offset * 4 : bufDx;
         const gAt = this.stage(dy, blk, bufDy);
-        const xAt = training ? this.stage(x, blk, bufX) : 0;
+        // eval-mode dx = dy * k1 reads x only through a ReLU
+        const xAt = training || mask ? this.stage(x, blk, bufX) : 0;
         yield this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts).map((sl) => [
-          training ? this.rangeCall("backwardDx", g, blk, sl, [gAt, xAt, dst], [sc.coef]) : this.normalizeCall(gAt, dst, g, blk, sl, sc),
+          training
+            ? this.rangeCall("backwardDx", g, blk, sl, [gAt, xAt, dst], [sc.coef, mask])
+            : mask
+              ? this.rangeCall("backwardDxEval", g, blk, sl, [gAt, xAt, dst], [sc.coef, mask])
+              : this.normalizeCall(gAt, dst, g, blk, sl, sc, false),
         ]);
         if (typeof dx !== "number") dx.set(this.memory.f32(dst, blk.length), blk.offset);
       }
@@ -456,9 +480,9 @@ export class Engine {
     return { dweight: new Float32Array(this.f64(sc.dweight, c)), dbias: new Float32Array(this.f64(sc.sumDy, c)) };
   }
 
-  /** normalize (or eval-mode dx = dy * k1) on one part of a block. */
-  private normalizeCall(x: number, y: number, g: Geometry, blk: Block, sl: Slice, sc: Scratch): readonly number[] {
-    return this.rangeCall("normalize", g, blk, sl, [x, y], [sc.coef]);
+  /** normalize (or eval-mode dx = dy * k1) on one part of a block; `relu`: clamped at 0. */
+  private normalizeCall(x: number, y: number, g: Geometry, blk: Block, sl: Slice, sc: Scratch, relu: boolean): readonly number[] {
+    return this.rangeCall("normalize", g, blk, sl, [x, y], [sc.coef, +relu]);
   }
 
   /**
@@ -467,7 +491,7 @@ export class Engine {
    * kernels address channel ch at base + (i * C + ch) * S floats, so a block of channels [c0, c1)
    * passes base = start - c0 * S.
    */
-  private rangeCall(kind: "normalize" | "backwardReduce" | "backwardDx", g: Geometry, blk: Block, sl: Slice, tensors: number[], after: number[]): readonly number[] {
+  private rangeCall(kind: "normalize" | "backwardReduce" | "backwardDx" | "backwardDxEval", g: Geometry, blk: Block, sl: Slice, tensors: number[], after: number[]): readonly number[] {
     const ex = this.executor;
     if (g.rows) {
       const shift = sl.i0 * g.c * 4;

@@ -23,7 +23,7 @@ export type { BatchNormOptions, BatchNormResult, BatchNormBackwardOptions, Batch
 export type { BatchNormModuleOptions, BatchNormStateDict, BatchNormStateDictInput, BatchNormJSON, FloatList } from "./module.js";
 export type { JsonFloat } from "./json.js";
 export type { RunningStatsJSON, RunningStatsUpdateOptions, VarianceOptions } from "./running-stats.js";
-export type { Layout, Tensor } from "./validate.js";
+export type { Activation, Layout, Tensor } from "./validate.js";
 export type { BackendName } from "./kernels.js";
 export type { FoldBatchNormParams, FoldLayer, FoldResult, FoldValues } from "./fold.js";
 export { WasmTensor } from "./memory.js";
@@ -142,7 +142,8 @@ export class Backend {
   /**
    * Batch normalization forward, as `torch.nn.functional.batch_norm`:
    * `y = (x - mean) / sqrt(var + eps) * weight + bias` per channel, with the batch's statistics
-   * (training, the default; running statistics given are then updated in place) or the running ones.
+   * (training, the default; running statistics given are then updated in place) or the running ones;
+   * with `activation: 'relu'`, `y = max(0, y)` in the same pass (`torch.relu(F.batch_norm(...))`).
    * @param x input: a Float32Array (staged through wasm memory in 1 MiB chunks), a WasmTensor of this
    *   backend, or a Float32Array view inside one (both zero-copy).
    * @param options shape (required) and the rest; see {@link BatchNormOptions}.
@@ -155,6 +156,7 @@ export class Backend {
    * const runningMean = new Float32Array(3), runningVar = new Float32Array(3).fill(1);
    * const { y } = bn.batchNorm(x, { shape: [8, 3, 32, 32], runningMean, runningVar }); // updates both
    * const inferred = bn.batchNorm(x, { shape: [8, 3, 32, 32], runningMean, runningVar, training: false });
+   * const fused = bn.batchNorm(x, { shape: [8, 3, 32, 32], weight, bias, activation: "relu" }); // max(0, BN(x))
    */
   batchNorm(x: Float32Array | WasmTensor, options: BatchNormOptions): BatchNormResult {
     return batchNorm(this.engine, x, options);
@@ -164,6 +166,7 @@ export class Backend {
    * Gradients of `sum(y * dy)` for x, weight and bias, as PyTorch's autograd of batch_norm. With
    * `training: true` (the default) pass the forward's `mean` and `invstd`, and the gradient flows
    * through the batch statistics; with `training: false` pass the running statistics (constants).
+   * Through a fused ReLU pass `activation: 'relu'` and the forward's weight and bias as well.
    * @param dy gradient for y, the length of x; `out: dy` computes dx in place.
    * @param x the forward's input.
    * @returns `dx` (`out`'s data when given), `dweight` and `dbias` (per channel; `dweight` also
@@ -173,6 +176,8 @@ export class Backend {
    * @example
    * const { mean, invstd } = bn.batchNorm(x, { shape, weight });
    * const { dx, dweight, dbias } = bn.batchNormBackward(dy, x, { shape, weight, mean, invstd });
+   * const r = bn.batchNorm(x, { shape, weight, bias, activation: "relu" });
+   * const g = bn.batchNormBackward(dy, x, { shape, weight, bias, mean: r.mean, invstd: r.invstd, activation: "relu" });
    */
   batchNormBackward(dy: Float32Array | WasmTensor, x: Float32Array | WasmTensor, options: BatchNormBackwardOptions): BatchNormBackwardResult {
     return batchNormBackward(this.engine, dy, x, options);

@@ -1,12 +1,13 @@
 // BatchNorm, the module: torch.nn.BatchNorm1d/2d/3d in one class. It owns weight, bias, running
 // statistics and the counter, keeps what backward needs from the last forward (the input, and the
 // statistics in float64), accumulates gradients as PyTorch's .grad does, reads and writes PyTorch's
-// state_dict keys, and has a JSON form of its own (options, parameters, buffers, counter).
-import { Engine, Operand, Running, Statistics, Steps } from "./engine.js";
+// state_dict keys, and has a JSON form of its own (options, parameters, buffers, counter). With
+// `activation: 'relu'` it is BatchNorm followed by a ReLU, fused into the same passes.
+import { Engine, Operand, ReluMask, Running, Statistics, Steps } from "./engine.js";
 import { JsonFloat, f32ToJSON, floatsFromJSON, parseJSON } from "./json.js";
 import { WasmTensor } from "./memory.js";
 import {
-  Layout, Tensor, checkBatchStats, checkBoolean, checkEps, checkFloat32Array, checkKeys, checkLayout, checkMomentum,
+  Activation, Layout, Tensor, checkActivation, checkBatchStats, checkBoolean, checkEps, checkFloat32Array, checkKeys, checkLayout, checkMomentum,
   checkNumFeatures, checkTensor, describe, geometry, Geometry, unknownKey,
 } from "./validate.js";
 
@@ -28,6 +29,12 @@ export interface BatchNormModuleOptions {
   trackRunningStats?: boolean;
   /** Memory order of the inputs. Default `'channels-first'`. */
   layout?: Layout;
+  /**
+   * `'relu'`: the layer is BatchNorm followed by a ReLU (`nn.Sequential(nn.BatchNorm2d(C), nn.ReLU())`),
+   * fused: forward returns max(0, y) from the same pass, and backward zeroes dy where that output was
+   * <= 0. Default `'none'`.
+   */
+  activation?: Activation;
 }
 
 /** PyTorch's state_dict of a BatchNorm module, as {@link BatchNorm.stateDict} returns it (copies). */
@@ -71,6 +78,8 @@ export interface BatchNormJSON {
   affine: boolean;
   trackRunningStats: boolean;
   layout: Layout;
+  /** Absent in JSON written before fused activations existed: `'none'`. */
+  activation?: Activation;
   /** `null` without affine parameters. */
   weight: JsonFloat[] | null;
   bias: JsonFloat[] | null;
@@ -100,6 +109,8 @@ interface Saved {
   mean64: Float64Array;
   invstd64: Float64Array;
   batchStats: boolean;
+  /** With a fused ReLU: the forward's weight and bias (copies), which its mask is recomputed with. */
+  relu: ReluMask | null;
 }
 
 /** The parameters and buffers resolved for one call (wasm views become addresses). */
@@ -109,11 +120,13 @@ interface Params {
   running: Running | null;
 }
 
-const MODULE_OPTIONS: ReadonlySet<string> = new Set(["eps", "momentum", "affine", "trackRunningStats", "layout"]);
+const MODULE_OPTIONS: ReadonlySet<string> = new Set(["eps", "momentum", "affine", "trackRunningStats", "layout", "activation"]);
 const JSON_FIELDS: ReadonlySet<string> = new Set([
-  "numFeatures", "eps", "momentum", "affine", "trackRunningStats", "layout", "weight", "bias", "runningMean", "runningVar",
+  "numFeatures", "eps", "momentum", "affine", "trackRunningStats", "layout", "activation", "weight", "bias", "runningMean", "runningVar",
   "numBatchesTracked",
 ]);
+/** Fields a BatchNormJSON may lack (written before they existed). */
+const OPTIONAL_JSON_FIELDS: ReadonlySet<string> = new Set(["activation"]);
 /** state_dict key, property, and whether it is a running-statistics buffer (else an affine parameter). */
 const STATE_KEYS = [
   ["weight", "weight", false],
@@ -154,6 +167,8 @@ export class BatchNorm {
   readonly affine: boolean;
   /** Memory order of the inputs. */
   readonly layout: Layout;
+  /** `'relu'` for BatchNorm followed by a fused ReLU, else `'none'`. */
+  readonly activation: Activation;
   /** Per-channel scale (length C; `null` without affine). Replaceable by another Float32Array of length C. */
   weight: Float32Array | null;
   /** Per-channel shift (length C; `null` without affine). */
@@ -193,6 +208,7 @@ export class BatchNorm {
     this.affine = checkBoolean("affine", options.affine, true);
     this.tracking = this.buffers = checkBoolean("trackRunningStats", options.trackRunningStats, true);
     this.layout = checkLayout(options.layout);
+    this.activation = checkActivation(options.activation);
     this.weight = this.affine ? new Float32Array(numFeatures).fill(1) : null;
     this.bias = this.affine ? new Float32Array(numFeatures) : null;
     this.runningMean = this.buffers ? new Float32Array(numFeatures) : null;
@@ -268,7 +284,7 @@ export class BatchNorm {
     const track = this.training && this.tracking && p.running !== null;
     if (g.length === 0) {
       if (track) this.numBatchesTracked += 1;
-      this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats };
+      this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats, relu: null };
       return new Float32Array(0);
     }
     const engine = this.engine;
@@ -282,7 +298,7 @@ export class BatchNorm {
     const factor = track ? this.momentum ?? 1 / (this.numBatchesTracked + 1) : null;
     let stats: Statistics;
     try {
-      stats = yield* engine.forward(xOp, y, g, sc, p.weight, p.bias, this.eps, batchStats, p.running, factor);
+      stats = yield* engine.forward(xOp, y, g, sc, p.weight, p.bias, this.eps, batchStats, p.running, factor, this.activation === "relu");
     } catch (e) {
       if (keep !== 0 && keep !== held.block) memory.release(keep);
       throw e;
@@ -304,6 +320,7 @@ export class BatchNorm {
       mean64: stats.mean,
       invstd64: stats.invstd,
       batchStats,
+      relu: this.activation === "relu" ? { weight: this.copyOf(p.weight), bias: this.copyOf(p.bias) } : null,
     };
     return y;
   }
@@ -349,7 +366,7 @@ export class BatchNorm {
     const engine = this.engine;
     const sc = engine.scratch(g.c);
     const dx = new Float32Array(g.length);
-    const { dweight, dbias } = yield* engine.backward(dyOp, saved.x, dx, g, sc, p.weight, saved.mean64, saved.invstd64, saved.batchStats);
+    const { dweight, dbias } = yield* engine.backward(dyOp, saved.x, dx, g, sc, p.weight, saved.mean64, saved.invstd64, saved.batchStats, saved.relu);
     if (this.affine) this.accumulate(wg, bg, dweight, dbias);
     return dx;
   }
@@ -430,6 +447,7 @@ export class BatchNorm {
       affine: this.affine,
       trackRunningStats: this.tracking,
       layout: this.layout,
+      activation: this.activation,
       weight: json(p.weight),
       bias: json(p.bias),
       runningMean: json(p.running && p.running.mean),
@@ -452,7 +470,9 @@ export class BatchNorm {
   static parseJSON(input: unknown): ParsedJSON {
     const j = parseJSON(input) as Record<keyof BatchNormJSON, unknown>;
     checkKeys(j, JSON_FIELDS, "json", "json.", "field");
-    for (const key of JSON_FIELDS) if (j[key as keyof BatchNormJSON] === undefined) throw new TypeError(`json.${key}: missing`);
+    for (const key of JSON_FIELDS) {
+      if (j[key as keyof BatchNormJSON] === undefined && !OPTIONAL_JSON_FIELDS.has(key)) throw new TypeError(`json.${key}: missing`);
+    }
     const c = checkNumFeatures("json.numFeatures", j.numFeatures);
     const affine = checkBoolean("json.affine", j.affine, true);
     const per = (key: "weight" | "bias" | "runningMean" | "runningVar", present: boolean): Float64Array | null => {
@@ -473,6 +493,7 @@ export class BatchNorm {
         affine,
         trackRunningStats: buffers,
         layout: checkLayout(j.layout, "json.layout"),
+        activation: checkActivation(j.activation, "json.activation"),
       },
       trackRunningStats: checkBoolean("json.trackRunningStats", j.trackRunningStats, true),
       weight: per("weight", affine),
@@ -504,6 +525,11 @@ export class BatchNorm {
     else add(memory.floats(wg, this.numFeatures), dweight);
     if (bg === null) this.biasGrad = dbias;
     else add(memory.floats(bg, this.numFeatures), dbias);
+  }
+
+  /** A copy of a resolved per-channel array (null stays null). */
+  private copyOf(op: Operand | null): Float32Array | null {
+    return op === null ? null : this.engine.memory.floats(op, this.numFeatures).slice();
   }
 
   /** weight, bias and the running statistics are public and replaceable: check and resolve them per call. */

@@ -32,8 +32,9 @@ export interface Geometry {
 }
 
 /**
- * Most channels a call, a module or RunningStats may have. Each call keeps about 90 bytes of
- * per-channel scratch in wasm memory, and 2^24 channels (1.5 GiB of it) leave room for data in 4 GiB.
+ * Most channels a call, a module or RunningStats may have. Each call keeps about 170 bytes of
+ * per-channel scratch in wasm memory (50 more per further thread), and 2^24 channels (2.6 GiB of it)
+ * leave room for data in 4 GiB.
  */
 export const MAX_CHANNELS = 2 ** 24;
 
@@ -138,6 +139,18 @@ export function checkLayout(v: unknown, name = "layout"): Layout {
   if (v === undefined) return "channels-first";
   if (v === "channels-first" || v === "channels-last") return v;
   throw new TypeError(`${name}: expected 'channels-first' or 'channels-last', got ${describe(v)}`);
+}
+
+/**
+ * What follows the normalization: `'none'`, or `'relu'` (y = max(0, y), fused into the same passes,
+ * as torch.relu(batch_norm(x))).
+ */
+export type Activation = "none" | "relu";
+
+export function checkActivation(v: unknown, name = "activation"): Activation {
+  if (v === undefined) return "none";
+  if (v === "none" || v === "relu") return v;
+  throw new TypeError(`${name}: expected 'none' or 'relu', got ${describe(v)}`);
 }
 
 /** A channel count (numFeatures): a positive integer up to MAX_CHANNELS. */
