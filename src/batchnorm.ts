@@ -127,7 +127,8 @@ const LOW = Symbol("mean low part");
 
 /**
  * Key of the float64 invstd carried by the `invstd` array a training forward with a fused ReLU
- * returns: backward rebuilds the forward's coefficients from it, so its mask is the forward's.
+ * returns. When backward gets that same array back it uses it: it rebuilds the forward's coefficients
+ * from it, so its mask is the forward's.
  */
 const INVSTD = Symbol("float64 invstd");
 
@@ -245,7 +246,7 @@ function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options:
   const mean64 = new Float64Array(memory.floats(mean, g.c));
   let invstd64: Float64Array;
   if (training) {
-    const exact = relu && options.invstd instanceof Float32Array ? (options.invstd as { [INVSTD]?: Float64Array })[INVSTD] : undefined;
+    const exact = options.invstd instanceof Float32Array ? (options.invstd as { [INVSTD]?: Float64Array })[INVSTD] : undefined;
     invstd64 = exact ?? new Float64Array(memory.floats(spread, g.c));
     const low = options.mean instanceof Float32Array ? (options.mean as { [LOW]?: number[] })[LOW] : undefined;
     if (low) for (let i = 0; i < low.length; i++) mean64[i] += low[i];
