@@ -139,10 +139,12 @@ export function copyingImpl(bn, color, { async = false } = {}) {
 /**
  * Tensors for the zero-copy API on workload `w`: x (and dy), the output, and the per-channel
  * arrays, all WasmTensors of `bn`; `call()` runs the op once (with `async`, through the async API:
- * `call()` returns a promise). Also used by the overhead, memory and threads measurements in bench/run.mjs.
+ * `call()` returns a promise). Also used by the overhead, memory, threads and fused-ReLU measurements
+ * in bench/run.mjs. `activation: 'relu'`: through a fused ReLU (backward also passes the bias);
+ * `stats`: backward's mean and invstd, those a forward returned, instead of the workload's.
  * @param {import('../dist/index.js').Backend} bn
  */
-export function zeroCopySetup(bn, w, op, d = inputs(w), { async = false } = {}) {
+export function zeroCopySetup(bn, w, op, d = inputs(w), { async = false, activation = "none", stats = null } = {}) {
   const api = calls(bn, async);
   const list = [];
   const wasm = (values) => {
@@ -163,6 +165,9 @@ export function zeroCopySetup(bn, w, op, d = inputs(w), { async = false } = {}) 
     t.mean = wasm(d.mean);
     t.invstd = wasm(d.invstd);
     options = { shape: w.shape, layout: w.layout, weight: t.weight, training: true, mean: t.mean, invstd: t.invstd, eps: EPS, out: t.out };
+    // the very arrays a forward returned (they carry its float64 values)
+    if (stats) Object.assign(options, { mean: stats.mean, invstd: stats.invstd });
+    if (activation !== "none") Object.assign(options, { bias: (t.bias = wasm(d.bias)), activation });
     call = keeping(() => api.batchNormBackward(t.dy, t.x, options), keep, async);
     outputs = () => ({ dx: t.out.data, dweight: last.dweight, dbias: last.dbias });
   } else {
@@ -171,7 +176,7 @@ export function zeroCopySetup(bn, w, op, d = inputs(w), { async = false } = {}) 
     t.runningVar = wasm(d.runningVar);
     options = {
       shape: w.shape, layout: w.layout, weight: t.weight, bias: t.bias, runningMean: t.runningMean, runningVar: t.runningVar,
-      training: op === "train", momentum: MOMENTUM, eps: EPS, out: t.out,
+      training: op === "train", momentum: MOMENTUM, eps: EPS, out: t.out, activation,
     };
     call = keeping(() => api.batchNorm(t.x, options), keep, async);
     outputs = () => ({

@@ -197,6 +197,16 @@ function naiveBatchNormBackward(dy, x, o) {
 /** The straightforward implementation. */
 export const naive = { batchNorm: naiveBatchNorm, batchNormBackward: naiveBatchNormBackward };
 
+/** A separate ReLU pass in plain JS, in place: y = max(0, y), a NaN staying NaN as in torch.relu. */
+export function reluInPlace(y) {
+  for (let i = 0; i < y.length; i++) if (y[i] < 0) y[i] = 0;
+}
+
+/** ReLU's backward in plain JS: out = dy where the forward's output y is > 0 (or NaN), else 0. */
+export function reluMask(dy, y, out) {
+  for (let i = 0; i < y.length; i++) out[i] = y[i] <= 0 ? 0 : dy[i];
+}
+
 // ---------------------------------------------------------------------------------------------
 // tuned
 

@@ -7,7 +7,8 @@
 // implementation is checked against the float64 reference before it is timed. Then: the speed-up of
 // T threads over 1 (paired, bench/threads.js, with a tiny [2, 64] call), the async API against the
 // sync one and a 1 ms ticker's lateness while async calls run (where the build has the async API),
-// the machine's copy bandwidth on 1 and more threads (bench/bandwidth.js), per-call API overhead on
+// the machine's copy bandwidth on 1 and more threads (bench/bandwidth.js), fused BN+ReLU against
+// plain BN and against BN followed by a separate ReLU pass (bench/relu.js), per-call API overhead on
 // the small workloads, wasm memory in steady state, and the cost plain JS pays once wasm memory has grown.
 // Writes latest.{json,svg,md} and latest-threads.svg (partial.* for a filtered run) to
 // bench/results/local/ (git-ignored), or with --save to bench/results/ (tracked, shown in the README);
@@ -18,6 +19,7 @@ import { Backend, init } from "../dist/index.js";
 import { copyBandwidth } from "./bandwidth.js";
 import { FULL, PRISTINE_NOTE, QUICK, Runner, exposeGc, interleaved, median, parseArgs, plan, quartiles, resultsDir } from "./harness.js";
 import { copyYardstick, copyingImpl, jsNaive, jsTuned, zeroCopyImpl, zeroCopySetup } from "./impls.js";
+import { RELU_TARGET, RELU_VARIANTS, reluRows } from "./relu.js";
 import { consoleTable, derive, environment, fmtTime, writeResults } from "./report.js";
 import { ASYNC_TARGET, THREAD_TARGETS, TICKER_TARGET_MS, asyncOverSync, cpuMeter, threadCounts, threadScaling, tickerRows } from "./threads.js";
 import {
@@ -201,6 +203,13 @@ const threadsResult = {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Fused ReLU: every selected workload and op (quick runs too), SIMD zero-copy API on 1 thread, the
+// variants in interleaved batches (bench/relu.js).
+
+const reluBackend = simd1;
+const relu = reluBackend ? await reluRows(reluBackend, plan({ workloads: workloadIds, ops: opIds, quick: false }), { ...threadTiming, log }) : [];
+
+// ---------------------------------------------------------------------------------------------
 // Per-call API overhead on the small workloads (S3, S4).
 //
 // Two measures, timed interleaved (round-robin batches, median per call) so drift hits all alike:
@@ -355,6 +364,23 @@ if (overhead.length) {
     ],
   });
 }
+if (relu.length) {
+  const ratio = (r, id) => (r.ratio?.[id] ? `${r.ratio[id][1].toFixed(3)} [${r.ratio[id][0].toFixed(3)}, ${r.ratio[id][2].toFixed(3)}]` : "n/a");
+  const ms = (r, id) => (r.ms?.[id] === undefined ? "n/a" : fmtTime(r.ms[id]));
+  sections.push({
+    title: "Fused ReLU (activation: 'relu')",
+    markdown: [
+      `${reluBackend.backend} backend, zero-copy API, 1 thread; median time per call of each variant, timed in interleaved batches, and the fused call's time over each other's (median of the per-round ratios, quartiles in brackets). Target: fused within ${Math.round((RELU_TARGET - 1) * 100)}% of plain BN (ratio <= ${RELU_TARGET}). Variants: ${Object.entries(RELU_VARIANTS).map(([k, v]) => `${k} = ${v}`).join("; ")}. Each variant is checked against the float64 reference first (through the ReLU: y clipped; backward for dy masked by the fused forward's own output).`,
+      "",
+      "| workload | op | fused | plain | + JS pass | + library pass | fused / plain [quartiles] | target | fused / (BN + JS pass) | fused / (BN + library pass) |",
+      "|---|---|---:|---:|---:|---:|---:|---|---:|---:|",
+      ...relu.map((r) =>
+        r.status !== "ok"
+          ? `| ${r.workload} | ${r.op} | ${r.status}: ${r.reason} | | | | | | | |`
+          : `| ${r.workload} | ${r.op} | ${ms(r, "fused")} | ${ms(r, "plain")} | ${ms(r, "js")} | ${ms(r, "library")} | ${ratio(r, "plain")} | ${r.ratio.plain[1] <= RELU_TARGET ? "met" : "missed"} | ${ratio(r, "js")} | ${ratio(r, "library")} |`),
+    ],
+  });
+}
 if (memoryBackend) {
   const s1 = memorySnapshots.find((m) => m.after === memW.id);
   sections.push({
@@ -405,6 +431,7 @@ const json = derive({
   impls: implList.map(({ id, label, short, group, note, color, threads, async }) => ({ id, label, short, group, note, color, threads, async })),
   results: runner.results,
   threads: threadsResult,
+  relu: { target: RELU_TARGET, variants: RELU_VARIANTS, rows: relu },
   overhead,
   memory: { snapshots: memorySnapshots, steady },
   detachPenalty,

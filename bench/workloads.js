@@ -167,11 +167,11 @@ const OPTIONAL = {
  * @param {'train' | 'infer' | 'backward'} opId
  * @param {Record<string, ArrayLike<number> | undefined>} got  y or dx, and any of the optional outputs
  * @param {{ runningVar?: 'unbiased' | 'biased' }} [semantics]  'biased': ONNX's running_var rule
+ * @param {Record<string, ArrayLike<number>>} [ref]  the answer, when not reference(w, opId) (see reluReference)
  * @returns {{ ok: boolean, error: number, fields: Record<string, number>, message: string }}
  *   error: max over the checked arrays of max |got - ref| / max|ref|
  */
-export function check(w, opId, got, semantics = {}) {
-  const ref = reference(w, opId);
+export function check(w, opId, got, semantics = {}, ref = reference(w, opId)) {
   const fields = {};
   const failures = [];
   let error = 0;
@@ -197,4 +197,26 @@ export function check(w, opId, got, semantics = {}) {
     error = Math.max(error, rel); // NaN stays NaN
   }
   return { ok: failures.length === 0, error, fields, message: failures.join("; ") };
+}
+
+/**
+ * The float64 reference through a fused ReLU (torch.relu(F.batch_norm(...))): forward, reference(w,
+ * op) with y clipped at 0; backward, the gradients for dy zeroed where `forward.y`, the output of the
+ * forward that gave `forward.mean` and `forward.invstd`, is <= 0 (so the reference clips exactly the
+ * outputs the implementation's forward clipped; an output within rounding of 0 may fall either way).
+ * @param {Workload} w
+ * @param {'train' | 'infer' | 'backward'} opId
+ * @param {{ y: Float32Array, mean: Float32Array, invstd: Float32Array }} [forward]  backward only
+ */
+export function reluReference(w, opId, forward) {
+  const d = inputs(w);
+  if (opId !== "backward") {
+    const r = reference(w, opId, d);
+    return { ...r, y: r.y.map((v) => (v < 0 ? 0 : v)) };
+  }
+  const dy = d.dy.map((v, i) => (forward.y[i] <= 0 ? 0 : v));
+  const b = referenceBackward(dy, d.x, {
+    shape: w.shape, layout: w.layout, weight: d.weight, eps: EPS, training: true, mean: forward.mean, invstd: forward.invstd,
+  });
+  return { dx: Float32Array.from(b.dx), dweight: b.dweight, dbias: b.dbias };
 }
