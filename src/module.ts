@@ -100,6 +100,8 @@ interface Saved {
   mean64: Float64Array;
   invstd64: Float64Array;
   batchStats: boolean;
+  /** A frozen forward: the running variance it normalized with (backward scales dy by weight / sqrt(it + eps)); else null. */
+  frozenVar: Float32Array | null;
 }
 
 /** The parameters and buffers resolved for one call (wasm views become addresses). */
@@ -171,6 +173,8 @@ export class BatchNorm {
   /** Training mode (batch statistics, running statistics updated); `eval()` clears it. */
   training = true;
 
+  private isFrozen = false;
+
   private tracking: boolean;
   /** The module was created with running statistics (PyTorch's buffers); they stay when tracking is switched off. */
   private readonly buffers: boolean;
@@ -232,8 +236,44 @@ export class BatchNorm {
   }
 
   /**
+   * Whether the module is frozen (torchvision's FrozenBatchNorm2d, for fine-tuning): it then
+   * normalizes with its running statistics in every mode, never updates them or
+   * `numBatchesTracked`, and its backward gives `dx = dy * weight / sqrt(runningVar + eps)` and no
+   * weight or bias gradients. `freeze()` / `unfreeze()` switch it; default `false`.
+   */
+  get frozen(): boolean {
+    return this.isFrozen;
+  }
+
+  /**
+   * Freezes the module (see {@link frozen}). `train()` and `eval()` do not unfreeze it; the state
+   * dict and JSON form do not change (being frozen is not saved, like the mode).
+   * @returns this module.
+   * @throws {TypeError} for a module created with `trackRunningStats: false` (it has no running
+   *   statistics to normalize with); nothing changes then.
+   * @example
+   * layer.freeze(); // fine-tune the layers around it; this one stays a fixed affine map
+   * const y = layer.forward(x, shape); // running statistics, also in training mode
+   * const dx = layer.backward(dy);     // weightGrad and biasGrad are left as they are
+   */
+  freeze(): this {
+    if (!this.buffers) {
+      throw new TypeError("freeze: this module has no running statistics (created with trackRunningStats: false) to normalize with");
+    }
+    this.isFrozen = true;
+    return this;
+  }
+
+  /** Unfreezes the module: it follows its mode again (see {@link frozen}). @returns this module. */
+  unfreeze(): this {
+    this.isFrozen = false;
+    return this;
+  }
+
+  /**
    * Normalizes `x` and keeps what `backward` needs. In training mode the running statistics are
-   * updated (when tracked) and `numBatchesTracked` counts the batch, an empty one too.
+   * updated (when tracked) and `numBatchesTracked` counts the batch, an empty one too. A frozen
+   * module normalizes with its running statistics in either mode and keeps only those (not `x`).
    * @param x input: a Float32Array (copied into the module's wasm block for backward) or a
    *   WasmTensor (kept by reference: do not free or overwrite it before `backward`).
    * @param shape shape in memory order in this module's layout, with C = numFeatures.
@@ -263,12 +303,13 @@ export class BatchNorm {
       throw new RangeError(`x: expected ${this.numFeatures} channels (numFeatures), got ${g.c} in shape [${g.shape.join(", ")}]`);
     }
     const p = this.params();
+    if (this.isFrozen) return yield* this.frozenForwardSteps(xOp, g, p);
     const batchStats = this.training || p.running === null;
     if (batchStats) checkBatchStats(g);
     const track = this.training && this.tracking && p.running !== null;
     if (g.length === 0) {
       if (track) this.numBatchesTracked += 1;
-      this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats };
+      this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats, frozenVar: null };
       return new Float32Array(0);
     }
     const engine = this.engine;
@@ -303,14 +344,33 @@ export class BatchNorm {
       mean64: batchStats ? engine.f64(sc.mean, g.c).slice() : new Float64Array(memory.floats(p.running!.mean, g.c)),
       invstd64: engine.f64(sc.invstd, g.c).slice(),
       batchStats,
+      frozenVar: null,
     };
+    return y;
+  }
+
+  /**
+   * The frozen forward: eval-mode BN with the running statistics, whatever the mode; no update, no
+   * count. Backward needs only the running variance, not x.
+   */
+  private *frozenForwardSteps(xOp: Operand, g: Geometry, p: Params): Steps<Float32Array> {
+    const running = p.running!; // freeze() requires running statistics
+    const y = new Float32Array(g.length);
+    if (g.length > 0) {
+      yield* this.engine.forward(xOp, y, g, this.engine.scratch(g.c), p.weight, p.bias, this.eps, false, running, null);
+    }
+    const frozenVar = this.engine.memory.floats(running.variance, g.c).slice();
+    this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats: false, frozenVar };
     return y;
   }
 
   /**
    * Gradients of the last forward for `dy`: returns dx and, with affine, adds dweight and dbias to
    * `weightGrad` and `biasGrad` (created on the first call after `zeroGrad()`), as PyTorch
-   * accumulates `.grad`. Through batch statistics the gradient flows through them too.
+   * accumulates `.grad`. Through batch statistics the gradient flows through them too. After a
+   * frozen forward, dx = dy * weight / sqrt(runningVar + eps) (the running variance that forward
+   * used) and `weightGrad` and `biasGrad` are left as they are (neither created nor added to), as
+   * PyTorch leaves the `.grad` of parameters that do not require gradients.
    * @param dy gradient of the loss for y: Float32Array or WasmTensor of the forward's length.
    * @returns dx, a new Float32Array.
    * @throws {TypeError} before any forward, or when the forward's WasmTensor was freed.
@@ -338,6 +398,7 @@ export class BatchNorm {
     const { g } = saved;
     if (dy.length !== g.length) throw new RangeError(`dy: expected length ${g.length} (as the last forward's x), got ${dy.length}`);
     const p = this.params();
+    if (saved.frozenVar) return yield* this.frozenBackwardSteps(dyOp, saved.g, saved.frozenVar, p);
     const c = this.numFeatures;
     const wg = this.weightGrad === null ? null : checkFloat32Array("weightGrad", this.weightGrad, c, memory);
     const bg = this.biasGrad === null ? null : checkFloat32Array("biasGrad", this.biasGrad, c, memory);
@@ -350,6 +411,18 @@ export class BatchNorm {
     const dx = new Float32Array(g.length);
     const { dweight, dbias } = yield* engine.backward(dyOp, saved.x, dx, g, sc, p.weight, saved.mean64, saved.invstd64, saved.batchStats);
     if (this.affine) this.accumulate(wg, bg, dweight, dbias);
+    return dx;
+  }
+
+  /**
+   * The frozen backward, dx = dy * weight / sqrt(frozenVar + eps): one normalize pass over dy with
+   * mean 0 and no bias (the eval-mode dx form, assembly/coefficients.ts).
+   */
+  private *frozenBackwardSteps(dyOp: Operand, g: Geometry, frozenVar: Float32Array, p: Params): Steps<Float32Array> {
+    const dx = new Float32Array(g.length);
+    if (g.length === 0) return dx;
+    const scaleOnly = { mean: new Float32Array(g.c), variance: frozenVar };
+    yield* this.engine.forward(dyOp, dx, g, this.engine.scratch(g.c), p.weight, null, this.eps, false, scaleOnly, null);
     return dx;
   }
 
