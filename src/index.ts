@@ -119,6 +119,15 @@ export class Backend {
   constructor(engine: Engine) {
     this.engine = engine;
     this.backend = engine.name;
+    const Stats = (this.RunningStats = class extends RunningStatsBase {
+      constructor(numFeatures: number) {
+        super(engine, numFeatures);
+      }
+      static fromJSON(json: RunningStatsJSON | string): RunningStatsBase {
+        const j = RunningStatsBase.validateJSON(json);
+        return new this(j.numFeatures).load(j);
+      }
+    });
     this.BatchNorm = class extends BatchNormModule {
       constructor(numFeatures: number, options?: BatchNormModuleOptions) {
         super(engine, numFeatures, options);
@@ -127,14 +136,8 @@ export class Backend {
         const j = BatchNormModule.parseJSON(json);
         return new this(j.numFeatures, j.options).restore(j);
       }
-    };
-    this.RunningStats = class extends RunningStatsBase {
-      constructor(numFeatures: number) {
-        super(engine, numFeatures);
-      }
-      static fromJSON(json: RunningStatsJSON | string): RunningStatsBase {
-        const j = RunningStatsBase.validateJSON(json);
-        return new this(j.numFeatures).load(j);
+      protected newRunningStats(): RunningStatsBase {
+        return new Stats(this.numFeatures);
       }
     };
   }

@@ -5,6 +5,7 @@
 import { Engine, Operand, Running, Statistics, Steps } from "./engine.js";
 import { JsonFloat, f32ToJSON, floatsFromJSON, parseJSON } from "./json.js";
 import { WasmTensor } from "./memory.js";
+import { RunningStats } from "./running-stats.js";
 import {
   Layout, Tensor, checkBatchStats, checkBoolean, checkEps, checkFloat32Array, checkKeys, checkLayout, checkMomentum,
   checkNumFeatures, checkTensor, describe, geometry, Geometry, unknownKey,
@@ -174,6 +175,8 @@ export class BatchNorm {
   training = true;
 
   private isFrozen = false;
+  /** Exact statistics of the inputs since startStatistics(), or null when not collecting. */
+  private population: RunningStats | null = null;
 
   private tracking: boolean;
   /** The module was created with running statistics (PyTorch's buffers); they stay when tracking is switched off. */
@@ -306,7 +309,7 @@ export class BatchNorm {
     if (this.isFrozen) return yield* this.frozenForwardSteps(xOp, g, p);
     const batchStats = this.training || p.running === null;
     if (batchStats) checkBatchStats(g);
-    const track = this.training && this.tracking && p.running !== null;
+    const track = this.training && this.tracking && p.running !== null && this.population === null;
     if (g.length === 0) {
       if (track) this.numBatchesTracked += 1;
       this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats, frozenVar: null };
@@ -314,6 +317,7 @@ export class BatchNorm {
     }
     const engine = this.engine;
     const sc = engine.scratch(g.c);
+    const seen = yield* this.populationPass(xOp, g, batchStats);
     // backward needs the input: a WasmTensor is kept by reference, anything else is copied into the
     // module's block once the forward has succeeded (the block may hold the saved forward's input)
     const bytes = g.length * 4;
@@ -338,6 +342,7 @@ export class BatchNorm {
       else memory.f32(keep, g.length).set(xOp);
     }
     if (track) this.numBatchesTracked += 1;
+    this.population?.addStatistics(seen ?? stats);
     this.saved = {
       g,
       x: keep || (xOp as number),
@@ -358,11 +363,107 @@ export class BatchNorm {
     const running = p.running!; // freeze() requires running statistics
     const y = new Float32Array(g.length);
     if (g.length > 0) {
+      const seen = yield* this.populationPass(xOp, g, false);
       yield* this.engine.forward(xOp, y, g, this.engine.scratch(g.c), p.weight, p.bias, this.eps, false, running, null);
+      if (seen) this.population!.addStatistics(seen);
     }
     const frozenVar = this.engine.memory.floats(running.variance, g.c).slice();
     this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats: false, frozenVar };
     return y;
+  }
+
+  /**
+   * While collecting, the exact statistics of a non-empty x that the forward will not compute itself
+   * (it normalizes with the running statistics): one statistics pass. Else null.
+   */
+  private *populationPass(xOp: Operand, g: Geometry, batchStats: boolean): Steps<Statistics | null> {
+    if (this.population === null || batchStats) return null;
+    return yield* this.engine.batchStats(xOp, g, this.engine.scratch(g.c), true);
+  }
+
+  /**
+   * Starts collecting the exact population statistics of every input to `forward` and
+   * `forwardAsync` (float64 count, mean and M2 per channel, merged by Chan et al.'s formula, as
+   * {@link RunningStats}), until {@link finishStatistics}. Meanwhile forwards normalize as the mode
+   * says, and the running statistics and `numBatchesTracked` are left alone (no moving-average
+   * update, no count). In training mode the forward's own batch statistics are collected (no extra
+   * pass over memory; as exact as the forward's: the mean to float64 rounding, the variance too on
+   * the scalar build and within 16 float32 ulps on the SIMD build, which squares in float32 within
+   * blocks of 16 values); in eval mode and when frozen, one exact statistics pass per forward (float64
+   * rounding). Being collected is not part of the state dict or the JSON form, which show the running
+   * statistics as they are.
+   * @returns this module.
+   * @throws {TypeError} for a module created with `trackRunningStats: false` (no running statistics
+   *   to set), or while collecting already (finish or cancel first); nothing changes then.
+   * @throws {Error} while an async call is in flight on this backend.
+   * @example
+   * layer.startStatistics();
+   * for (const x of batches) layer.forward(x, [x.length / 3, 3]);
+   * const stats = layer.finishStatistics(); // runningMean, runningVar: the population's
+   */
+  startStatistics(): this {
+    return this.engine.run("startStatistics", this.startSteps());
+  }
+
+  private *startSteps(): Steps<this> {
+    if (!this.buffers) {
+      throw new TypeError("startStatistics: this module has no running statistics (created with trackRunningStats: false) to set");
+    }
+    if (this.population) {
+      throw new TypeError("startStatistics: statistics are being collected already; finishStatistics() or cancelStatistics() ends that");
+    }
+    this.population = this.newRunningStats();
+    return this;
+  }
+
+  /** @internal an empty accumulator of this backend's `bn.RunningStats` class (index.ts binds it) */
+  protected newRunningStats(): RunningStats {
+    return new RunningStats(this.engine, this.numFeatures);
+  }
+
+  /**
+   * Ends the collection begun by {@link startStatistics}: sets `runningMean` and `runningVar` to the
+   * mean and the unbiased variance (as the running variance is) of everything the forwards saw,
+   * rounded once to float32, and returns those statistics in float64. `numBatchesTracked` is left as
+   * it is.
+   * @returns the collected statistics (count, mean, `variance()`), no longer tied to the module.
+   * @throws {TypeError} when no statistics are being collected.
+   * @throws {RangeError} with fewer than 2 values per channel collected (no unbiased variance);
+   *   nothing changes then, and the collection goes on.
+   * @throws {TypeError|RangeError} when `runningMean` or `runningVar` was replaced by something invalid.
+   * @throws {Error} while an async call is in flight on this backend.
+   * @example
+   * const stats = layer.finishStatistics();
+   * console.log(stats.count, layer.runningMean, layer.runningVar);
+   */
+  finishStatistics(): RunningStats {
+    return this.engine.run("finishStatistics", this.finishSteps());
+  }
+
+  private *finishSteps(): Steps<RunningStats> {
+    const stats = this.population;
+    if (stats === null) throw new TypeError("finishStatistics: no statistics are being collected (call startStatistics() first)");
+    if (stats.count < 2) {
+      throw new RangeError(`finishStatistics: expected more than 1 value per channel for the unbiased variance, got ${stats.count}`);
+    }
+    const memory = this.engine.memory;
+    const c = this.numFeatures;
+    const mean = checkFloat32Array("runningMean", this.runningMean, c, memory);
+    const variance = checkFloat32Array("runningVar", this.runningVar, c, memory);
+    memory.floats(mean, c).set(stats.mean);
+    memory.floats(variance, c).set(stats.variance({ unbiased: true }));
+    this.population = null;
+    return stats;
+  }
+
+  /** Ends a collection begun by {@link startStatistics} without using it (nothing else changes; no-op when not collecting). */
+  cancelStatistics(): void {
+    this.population = null;
+  }
+
+  /** Whether statistics are being collected (between {@link startStatistics} and its finish or cancel). */
+  get collectingStatistics(): boolean {
+    return this.population !== null;
   }
 
   /**
