@@ -241,7 +241,7 @@ export class BatchNorm {
   /**
    * Whether the module is frozen (torchvision's FrozenBatchNorm2d, for fine-tuning): it then
    * normalizes with its running statistics in every mode, never updates them or
-   * `numBatchesTracked`, and its backward gives `dx = dy * weight / sqrt(runningVar + eps)` and no
+   * `numBatchesTracked` (`loadStateDict` and `finishStatistics` still set them), and its backward gives `dx = dy * weight / sqrt(runningVar + eps)` and no
    * weight or bias gradients. `freeze()` / `unfreeze()` switch it; default `false`.
    */
   get frozen(): boolean {
