@@ -9,7 +9,7 @@ import { Engine, Operand, Running, Steps } from "./engine.js";
 import { WasmMemory, WasmTensor } from "./memory.js";
 import {
   Layout, Tensor, checkBatchStats, checkBoolean, checkChannels, checkDisjoint, checkEps, checkKeys, checkLayout, checkMomentum,
-  checkOut, checkTensor, describe, geometry,
+  checkOut, checkRunningVariance, checkTensor, describe, geometry, RunningVariance,
 } from "./validate.js";
 
 /**
@@ -40,6 +40,12 @@ export interface BatchNormOptions {
   training?: boolean;
   /** Running-average factor in [0, 1]: `running = (1 - momentum) * running + momentum * batch`. Default `0.1`. */
   momentum?: number;
+  /**
+   * Which batch variance updates `runningVar`: `'unbiased'` (PyTorch: divided by n - 1) or
+   * `'biased'` (Keras, TensorFlow.js, ONNX: divided by n). Normalizing always uses the biased one.
+   * Default `'unbiased'`.
+   */
+  runningVariance?: RunningVariance;
   /** Added to the variance: a finite number > 0. Default `1e-5`. */
   eps?: number;
   /**
@@ -104,7 +110,7 @@ export interface BatchNormBackwardResult {
 const LOW = Symbol("mean low part");
 
 const FORWARD_OPTIONS: ReadonlySet<string> = new Set([
-  "shape", "layout", "weight", "bias", "runningMean", "runningVar", "training", "momentum", "eps", "out",
+  "shape", "layout", "weight", "bias", "runningMean", "runningVar", "training", "momentum", "runningVariance", "eps", "out",
 ]);
 const BACKWARD_OPTIONS: ReadonlySet<string> = new Set([
   "shape", "layout", "weight", "eps", "training", "mean", "invstd", "runningMean", "runningVar", "out",
@@ -140,6 +146,7 @@ function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): 
   }
   const training = checkBoolean("training", options.training, true);
   const momentum = checkMomentum(options.momentum, false)!;
+  const biased = checkRunningVariance(options.runningVariance) === "biased";
   const eps = checkEps(options.eps);
   const out = checkOut("out", options.out, length, memory);
   if (out !== null) {
@@ -149,7 +156,7 @@ function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): 
     checkDisjoint(out, length, "runningMean", runningMean, g.c, false);
     checkDisjoint(out, length, "runningVar", runningVar, g.c, false);
   }
-  const running: Running | null = runningMean !== null ? { mean: runningMean, variance: runningVar! } : null;
+  const running: Running | null = runningMean !== null ? { mean: runningMean, variance: runningVar!, biased } : null;
   const batchStats = training || !running;
   if (batchStats) checkBatchStats(g);
 
