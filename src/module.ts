@@ -458,13 +458,13 @@ export class BatchNorm {
 
   /**
    * Ends the collection begun by {@link startStatistics}: sets `runningMean` and `runningVar` to the
-   * mean and the unbiased variance (as the running variance is) of everything the forwards saw,
-   * rounded once to float32, and returns those statistics in float64. `numBatchesTracked` is left as
-   * it is.
+   * mean and the variance of everything the forwards saw (unbiased, or biased with
+   * `runningVariance: 'biased'`, as the module's running variance is), rounded once to float32, and
+   * returns those statistics in float64. `numBatchesTracked` is left as it is.
    * @returns the collected statistics (count, mean, `variance()`), no longer tied to the module.
    * @throws {TypeError} when no statistics are being collected.
-   * @throws {RangeError} with fewer than 2 values per channel collected (no unbiased variance);
-   *   nothing changes then, and the collection goes on.
+   * @throws {RangeError} with fewer than 2 values per channel collected (1 with `runningVariance:
+   *   'biased'`): no such variance; nothing changes then, and the collection goes on.
    * @throws {TypeError|RangeError} when `runningMean` or `runningVar` was replaced by something invalid.
    * @throws {Error} while an async call is in flight on this backend.
    * @example
@@ -478,15 +478,17 @@ export class BatchNorm {
   private *finishSteps(): Steps<RunningStats> {
     const stats = this.population;
     if (stats === null) throw new TypeError("finishStatistics: no statistics are being collected (call startStatistics() first)");
-    if (stats.count < 2) {
-      throw new RangeError(`finishStatistics: expected more than 1 value per channel for the unbiased variance, got ${stats.count}`);
+    const unbiased = this.runningVariance === "unbiased";
+    if (stats.count < (unbiased ? 2 : 1)) {
+      const need = unbiased ? "more than 1 value per channel for the unbiased variance" : "at least 1 value per channel";
+      throw new RangeError(`finishStatistics: expected ${need}, got ${stats.count}`);
     }
     const memory = this.engine.memory;
     const c = this.numFeatures;
     const mean = checkFloat32Array("runningMean", this.runningMean, c, memory);
     const variance = checkFloat32Array("runningVar", this.runningVar, c, memory);
     memory.floats(mean, c).set(stats.mean);
-    memory.floats(variance, c).set(stats.variance({ unbiased: true }));
+    memory.floats(variance, c).set(stats.variance({ unbiased }));
     this.population = null;
     return stats;
   }

@@ -190,6 +190,23 @@ describe.each(BACKENDS)("population statistics semantics, %s backend", (name) =>
     expect(untracked.collectingStatistics).toBe(false);
   });
 
+  it("with runningVariance 'biased' (Keras, ONNX), finishStatistics sets the biased variance; one value per channel is enough", async () => {
+    const bn = await backend(name);
+    const layer = new bn.BatchNorm(2, { runningVariance: "biased" }).eval();
+    layer.startStatistics();
+    expect(() => layer.finishStatistics()).toThrow(/^finishStatistics: expected at least 1 value per channel, got 0/);
+    layer.forward(Float32Array.of(1, 2), [1, 2]);
+    expect(layer.finishStatistics().count).toBe(1);
+    expect(Array.from(layer.runningMean!)).toEqual([1, 2]);
+    expect(Array.from(layer.runningVar!)).toEqual([0, 0]);
+    layer.train().startStatistics();
+    layer.forward(Float32Array.of(1, 2, 3, 6), [2, 2]);
+    layer.forward(Float32Array.of(5, 10, 7, 14), [2, 2]);
+    layer.finishStatistics();
+    expect(Array.from(layer.runningMean!)).toEqual([4, 8]);
+    expect(Array.from(layer.runningVar!)).toEqual([5, 20]);
+  });
+
   it("a forward that throws while collecting adds nothing; an empty batch adds nothing and is not counted", async () => {
     const bn = await backend(name);
     const layer = new bn.BatchNorm(2, { momentum: null });
