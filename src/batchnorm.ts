@@ -159,11 +159,11 @@ function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): 
   }
   const sc = engine.scratch(g.c);
   const y = out ?? new Float32Array(length);
-  yield* engine.forward(xOp, y, g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null);
+  const stats = yield* engine.forward(xOp, y, g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null);
+  const mean = new Float32Array(stats.mean);
   // the low part matters only to a backward through batch statistics
-  const { mean, meanLow, invstd } = engine.meanAndInvstd(sc, batchStats);
-  if (meanLow) Object.defineProperty(mean, LOW, { value: meanLow });
-  return { y: out !== null ? resultOf(memory, options.out!, out, length) : (y as Float32Array), mean, invstd };
+  if (batchStats) Object.defineProperty(mean, LOW, { value: Array.from(stats.mean, (m, i) => m - mean[i]) });
+  return { y: out !== null ? resultOf(memory, options.out!, out, length) : (y as Float32Array), mean, invstd: new Float32Array(stats.invstd) };
 }
 
 export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): BatchNormBackwardResult {

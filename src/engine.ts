@@ -128,6 +128,20 @@ export interface Running {
   variance: Operand;
 }
 
+/**
+ * The per-channel statistics a pass computed or a forward normalized with, in float64, each in an
+ * ArrayBuffer of its own: the caller keeps them (no scratch row outlives its pass).
+ */
+export interface Statistics {
+  /** Values per channel behind `mean` and `variance`: the batch's count, or 0 for running statistics. */
+  count: number;
+  mean: Float64Array;
+  /** The batch's biased variance, or the running variance. */
+  variance: Float64Array;
+  /** 1 / sqrt(variance + eps) as the forward used it (NaN in a statistics pass, which has no eps). */
+  invstd: Float64Array;
+}
+
 /** Steps of a pass or an API call: yield one job per part, resume when they are done, return the result. */
 export type Steps<T> = Generator<Job[], T, void>;
 type Pass<T> = Steps<T>;
@@ -205,22 +219,6 @@ export class Engine {
     return this.memory.f64(ptr, length);
   }
 
-  /**
-   * The forward's mean and invstd (f32) from the first rows of the coefficient block, each copied
-   * into an ArrayBuffer of its own (so one can be transferred or serialized without the other), and
-   * with `low` the mean's low part (mean - f32(mean)) as a plain array (a third ArrayBuffer would
-   * cost more: per-call overhead matters on small tensors).
-   */
-  meanAndInvstd(sc: Scratch, low: boolean): { mean: Float32Array; invstd: Float32Array; meanLow: number[] | null } {
-    const stride = ((sc.c + 3) & ~3) * 4;
-    const m = this.memory;
-    return {
-      mean: m.copyOut(sc.coef, sc.c),
-      invstd: m.copyOut(sc.coef + stride, sc.c),
-      meanLow: low ? m.numbers(sc.coef + 2 * stride, sc.c) : null,
-    };
-  }
-
   // Passes are generators (Steps) that yield one job per part. `run` drives a caller's steps
   // synchronously (the parts split over the caller and the pool where the caller may block);
   // `runAsync` drives them on the pool's workers, after every async call queued before, and never
@@ -258,21 +256,30 @@ export class Engine {
   }
 
   /**
-   * Forward pass from `x` to `y` (y may be x). With `batchStats` the statistics come from the batch
-   * and land in the scratch mean/variance rows; otherwise `running` supplies them. invstd lands in
-   * the scratch invstd row either way. With `factor` (training with running statistics) those are
-   * updated in place: running = (1 - f) * running + f * batch, the variance unbiased as in torch.
+   * Forward pass from `x` to `y` (y may be x); returns the statistics it normalized with. With
+   * `batchStats` they come from the batch, otherwise from `running`. With `factor` (training with
+   * running statistics) those are updated in place: running = (1 - f) * running + f * batch, the
+   * variance unbiased as in torch.
    */
   forward(
     x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Operand | null, bias: Operand | null, eps: number,
     batchStats: boolean, running: Running | null, factor: number | null,
-  ): Steps<void> {
+  ): Steps<Statistics> {
     return this.forwardPass(x, y, g, sc, weight, bias, eps, batchStats, running, factor, this.parts(g.length * 4));
   }
 
-  /** Batch mean and biased variance into the scratch mean/variance rows; `exact` sums in f64 throughout. */
-  batchStats(x: Operand, g: Geometry, sc: Scratch, exact: boolean): Steps<void> {
-    return this.statsPass(x, g, sc, exact, this.parts(g.length * 4));
+  /** The batch's mean and biased variance; `exact` sums in f64 throughout. */
+  *batchStats(x: Operand, g: Geometry, sc: Scratch, exact: boolean): Steps<Statistics> {
+    yield* this.statsPass(x, g, sc, exact, this.parts(g.length * 4));
+    return this.statistics(sc, g.count, sc.mean, sc.variance, null);
+  }
+
+  /** The statistics in rows `mean` and `variance` (f64, or the f32 running ones when count is 0), copied out. */
+  private statistics(sc: Scratch, count: number, mean: number, variance: number, invstd: number | null): Statistics {
+    const c = sc.c;
+    const m = this.memory;
+    const row = (ptr: number) => (count ? this.f64(ptr, c).slice() : Float64Array.from(m.f32(ptr, c)));
+    return { count, mean: row(mean), variance: row(variance), invstd: invstd ? this.f64(invstd, c).slice() : new Float64Array(c).fill(NaN) };
   }
 
   /**
@@ -290,7 +297,7 @@ export class Engine {
   private *forwardPass(
     x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Operand | null, bias: Operand | null, eps: number,
     batchStats: boolean, running: Running | null, factor: number | null, parts: number,
-  ): Pass<void> {
+  ): Pass<Statistics> {
     const k = this.kernels;
     const ex = this.executor;
     const { c } = g;
@@ -326,17 +333,23 @@ export class Engine {
         this.release(temps);
       }
     }
-    if (batchStats && running && factor !== null) {
+    if (!batchStats) {
+      return this.statistics(sc, 0, this.stageChannels(running!.mean, sc.runningMean, c), this.stageChannels(running!.variance, sc.runningVar, c), sc.invstd);
+    }
+    const stats = this.statistics(sc, g.count, sc.mean, sc.variance, sc.invstd);
+    if (running && factor !== null) {
       const rm = this.stageChannels(running.mean, sc.runningMean, c);
       const rv = this.stageChannels(running.variance, sc.runningVar, c);
       k.updateRunning(0, c, sc.mean, sc.variance, g.count / (g.count - 1), factor, rm, rv);
       if (typeof running.mean !== "number") running.mean.set(this.memory.f32(rm, c));
       if (typeof running.variance !== "number") running.variance.set(this.memory.f32(rv, c));
     }
+    return stats;
   }
 
   /**
-   * Batch mean and biased variance into the scratch mean/variance rows. One block in one part: the
+   * Batch mean and biased variance into the scratch mean/variance rows, for the pass that called it
+   * to read before it returns. One block in one part: the
    * kernel writes them. Otherwise the parts' sums of x add up (as torch's one f64 sum does) and their
    * M2 merge by Chan et al.'s formula, in block and part order.
    */

@@ -2,7 +2,7 @@
 // statistics and the counter, keeps what backward needs from the last forward (the input, and the
 // statistics in float64), accumulates gradients as PyTorch's .grad does, reads and writes PyTorch's
 // state_dict keys, and has a JSON form of its own (options, parameters, buffers, counter).
-import { Engine, Operand, Running, Steps } from "./engine.js";
+import { Engine, Operand, Running, Statistics, Steps } from "./engine.js";
 import { JsonFloat, f32ToJSON, floatsFromJSON, parseJSON } from "./json.js";
 import { WasmTensor } from "./memory.js";
 import {
@@ -280,8 +280,9 @@ export class BatchNorm {
     const keep = x instanceof WasmTensor ? 0 : held.bytes >= bytes ? held.block : memory.alloc(bytes);
     const y = new Float32Array(g.length);
     const factor = track ? this.momentum ?? 1 / (this.numBatchesTracked + 1) : null;
+    let stats: Statistics;
     try {
-      yield* engine.forward(xOp, y, g, sc, p.weight, p.bias, this.eps, batchStats, p.running, factor);
+      stats = yield* engine.forward(xOp, y, g, sc, p.weight, p.bias, this.eps, batchStats, p.running, factor);
     } catch (e) {
       if (keep !== 0 && keep !== held.block) memory.release(keep);
       throw e;
@@ -300,8 +301,8 @@ export class BatchNorm {
       g,
       x: keep || (xOp as number),
       tensor: x instanceof WasmTensor ? x : null,
-      mean64: batchStats ? engine.f64(sc.mean, g.c).slice() : new Float64Array(memory.floats(p.running!.mean, g.c)),
-      invstd64: engine.f64(sc.invstd, g.c).slice(),
+      mean64: stats.mean,
+      invstd64: stats.invstd,
       batchStats,
     };
     return y;

@@ -113,9 +113,8 @@ export class RunningStats {
     if (g.count === 0) return this;
     const engine = this.engine;
     const sc = engine.scratch(g.c);
-    yield* engine.batchStats(xOp, g, sc, true);
-    const m2 = engine.f64(sc.variance, g.c).map((v) => v * g.count);
-    this.mergeState(g.count, engine.f64(sc.mean, g.c), m2);
+    const { mean, variance } = yield* engine.batchStats(xOp, g, sc, true);
+    this.mergeState(g.count, mean, variance.map((v) => v * g.count));
     return this;
   }
 
