@@ -168,6 +168,15 @@ export class Engine {
    */
   static chunkBytes = 1 << 20;
 
+  /**
+   * Channels per part from which a channels-last statistics pass splits by channel rather than by
+   * rows: each part then pays the per-channel costs (shift, finish, merge) for its channels only, and
+   * gives the bits of one thread. Measured here (2 threads over 1, [N, C] training, by rows -> by
+   * channel): [256, 1024] 1.02x -> 1.31x, [64, 4096] 0.66x -> 1.15x, but [4096, 128] 1.75x -> 1.39x
+   * (64-channel runs); the normalize and backward passes measured as fast or faster by rows.
+   */
+  static rowRunChannels = 256;
+
   private scratchBlock = 0;
   private scratchChannels = -1;
   private current: Scratch | null = null;
@@ -377,7 +386,7 @@ export class Engine {
       let merged: { total: Float64Array; mean: Float64Array; m2: Float64Array; seen: Float64Array } | null = null;
       for (const blk of blocks) {
         const at = this.stage(x, blk, buf);
-        const slices = this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts);
+        const slices = this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts, true);
         yield slices.map((sl) => {
           const p = sl.rows;
           if (g.rows) {
@@ -487,12 +496,16 @@ export class Engine {
    * they stage Float32Arrays through several chunks: the copies run on the calling thread and bound
    * the speed, and a wake-up per chunk measured slower than 1 thread (bench: S1-S5 copying API 0.9x).
    */
-  private slices(g: Geometry, blk: Block, sc: Scratch, parts: number): Slice[] {
+  private slices(g: Geometry, blk: Block, sc: Scratch, parts: number, stats = false): Slice[] {
     const channels = blk.c1 - blk.c0;
     const perImage = g.rows ? 1 : blk.count / blk.n;
-    if (parts > 1 && !g.rows && channels >= parts) {
-      return split(channels, parts).map(([a, b]) => ({
-        c0: blk.c0 + a, c1: blk.c0 + b, i0: 0, i1: blk.n, count: blk.count, rows: sc.parts[0], own: false,
+    // channels-last rows split by channel only for statistics and when each part's run of a row is
+    // long: ranges start on 16-channel (64-byte) boundaries, so vector groups, and results, are those
+    // of one thread
+    const unit = g.rows ? 16 : 1;
+    if (parts > 1 && channels >= parts * (!g.rows ? 1 : stats ? Engine.rowRunChannels : Infinity)) {
+      return split(Math.floor(channels / unit), parts).map(([a, b], p) => ({
+        c0: blk.c0 + a * unit, c1: p === parts - 1 ? blk.c1 : blk.c0 + b * unit, i0: 0, i1: blk.n, count: blk.count, rows: sc.parts[0], own: false,
       }));
     }
     if (parts > 1 && blk.n >= parts) {
