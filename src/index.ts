@@ -23,7 +23,7 @@ export type { BatchNormOptions, BatchNormResult, BatchNormBackwardOptions, Batch
 export type { BatchNormModuleOptions, BatchNormStateDict, BatchNormStateDictInput, BatchNormJSON, FloatList } from "./module.js";
 export type { JsonFloat } from "./json.js";
 export type { RunningStatsJSON, RunningStatsUpdateOptions, VarianceOptions } from "./running-stats.js";
-export type { Layout, Tensor } from "./validate.js";
+export type { BatchRenormOptions, Layout, Tensor } from "./validate.js";
 export type { BackendName } from "./kernels.js";
 export type { FoldBatchNormParams, FoldLayer, FoldResult, FoldValues } from "./fold.js";
 export { WasmTensor } from "./memory.js";

@@ -161,10 +161,10 @@ describe.each(BACKENDS)("ghost batches, %s backend", (name) => {
     { shape: [11, 6], layout: "channels-first", v: 4 },
   ] as const;
 
-  it.each(shapes)("one call gives the bits of the module called on each chunk in turn ($layout [$shape], v = $v)", async ({ shape, layout, v }) => {
-    Engine.chunkBytes = defaultChunk;
-    Executor.splitBytes = defaultSplit;
-    const bn = await backend(name);
+  it.each(shapes.flatMap((sh) => THREADS.flatMap((threads) => PATHS.map((path) => ({ ...sh, threads, path })))))("one call gives the bits of the module called on each chunk in turn ($layout [$shape], v = $v, $threads thread(s), $path)", async ({ shape, layout, v, threads, path }) => {
+    Engine.chunkBytes = 256;
+    Executor.splitBytes = 0;
+    const bn = await backend(name, threads);
     const C = layout === "channels-last" ? shape[shape.length - 1] : shape[1];
     const length = shape.reduce((a, b) => a * b, 1);
     const per = length / shape[0];
@@ -175,10 +175,12 @@ describe.each(BACKENDS)("ghost batches, %s backend", (name) => {
         layer.weight!.set(randn(C, 3, 0.5, 1));
         layer.bias!.set(randn(C, 4));
       }
-      const x = randn(length, 5, 2, 3);
-      const dy = randn(length, 6);
+      const p = placer(bn, path);
+      const x = p.put(randn(length, 5, 2, 3));
+      const dy = p.put(randn(length, 6));
       const y = ghost.forward(x, shape);
       const dx = ghost.backward(dy);
+      const chunk = (t: Float32Array | WasmTensor, n0: number, n: number) => p.read(t).subarray(n0 * per, (n0 + n) * per);
       const ys: number[] = [];
       const dxs: number[] = [];
       const dw = new Float64Array(C);
@@ -187,8 +189,8 @@ describe.each(BACKENDS)("ghost batches, %s backend", (name) => {
       for (let n0 = 0; n0 < shape[0]; n0 += v) {
         const n = Math.min(v, shape[0] - n0);
         const part = [n, ...shape.slice(1)];
-        ys.push(...plain.forward(x.subarray(n0 * per, (n0 + n) * per), part));
-        dxs.push(...plain.backward(dy.subarray(n0 * per, (n0 + n) * per)));
+        ys.push(...plain.forward(chunk(x, n0, n), part));
+        dxs.push(...plain.backward(chunk(dy, n0, n)));
         plain.weightGrad!.forEach((g, k) => ((dw[k] += g), (size[k] += Math.abs(g))));
         plain.biasGrad!.forEach((g, k) => ((db[k] += g), (size[k] += Math.abs(g))));
         plain.zeroGrad();
@@ -204,6 +206,7 @@ describe.each(BACKENDS)("ghost batches, %s backend", (name) => {
         expect(Math.abs(ghost.weightGrad![k] - dw[k])).toBeLessThanOrEqual(2 ** -23 * (size[k] + Math.abs(dw[k])));
         expect(Math.abs(ghost.biasGrad![k] - db[k])).toBeLessThanOrEqual(2 ** -23 * (size[k] + Math.abs(db[k])));
       }
+      p.done();
     }
   });
 
