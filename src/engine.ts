@@ -301,8 +301,8 @@ export class Engine {
 
   /**
    * Backward pass from the f64 `mean` and `invstd` the forward normalized with: dx to `dx` (may be
-   * dy); returns dweight and dbias in f64 (the caller rounds). `training`: the statistics came from the batch, so the gradient
-   * flows through them.
+   * dy); returns dweight and dbias in f64 (the caller rounds). `training`: the statistics came from
+   * the batch, so the gradient flows through them.
    */
   backward(
     dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Operand | null, mean: Float64Array,

@@ -1,7 +1,8 @@
 // BatchNorm, the module: torch.nn.BatchNorm1d/2d/3d in one class. It owns weight, bias, running
 // statistics and the counter, keeps what backward needs from the last forward (the input, and the
 // statistics in float64), accumulates gradients as PyTorch's .grad does, reads and writes PyTorch's
-// state_dict keys, and has a JSON form of its own (options, parameters, buffers, counter).
+// state_dict keys, and has a JSON form of its own (options, parameters, buffers, counter). Ghost
+// batches run through ghost.ts, batch renormalization through renorm.ts.
 import { Engine, Operand, Reweight, Running, Statistics, Steps } from "./engine.js";
 import { Chunk, RenormChunk, backwardChunks, chunksOf, concat, forwardChunks } from "./ghost.js";
 import { JsonFloat, f32ToJSON, floatsFromJSON, parseJSON } from "./json.js";

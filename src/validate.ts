@@ -206,11 +206,11 @@ export function checkBoolean(name: string, v: unknown, fallback: boolean): boole
   return v;
 }
 
-/** torch's rule: batch statistics need more than one value per channel. */
-export function checkBatchStats(g: Geometry): void {
+/** torch's rule: batch statistics need more than one value per channel; `where` prefixes the message. */
+export function checkBatchStats(g: Geometry, where = ""): void {
   if (g.count === 1) {
     throw new RangeError(
-      `Expected more than 1 value per channel when training, got input size [${g.shape.join(", ")}]`,
+      `${where}Expected more than 1 value per channel when training, got input size [${g.shape.join(", ")}]`,
     );
   }
 }
@@ -224,14 +224,8 @@ export function checkVirtualBatchSize(v: unknown, name = "virtualBatchSize"): nu
 
 /** torch's rule for every ghost batch (ghost.ts's chunks) of a call with batch statistics; one chunk is the whole batch. */
 export function checkChunkStats(chunks: readonly { g: Geometry }[]): void {
-  if (chunks.length === 1) return checkBatchStats(chunks[0].g);
-  chunks.forEach(({ g }, k) => {
-    if (g.count === 1) {
-      throw new RangeError(
-        `virtualBatchSize: chunk ${k + 1} of ${chunks.length} has input size [${g.shape.join(", ")}]; Expected more than 1 value per channel when training`,
-      );
-    }
-  });
+  const n = chunks.length;
+  chunks.forEach(({ g }, k) => checkBatchStats(g, n === 1 ? "" : `virtualBatchSize: chunk ${k + 1} of ${n}: `));
 }
 
 /** Per-channel values of each ghost batch (`chunks` * C, chunk-major), or undefined/null. */
