@@ -239,9 +239,9 @@ export function checkChunkChannels(name: string, v: unknown, c: number, chunks: 
  * (plain batch normalization). `{ rMax: 1, dMax: 0 }` is plain batch normalization throughout.
  */
 export interface BatchRenormOptions {
-  /** Bound on r: a number >= 1 (Infinity: no bound). The paper raises it from 1 to 3 during training. */
+  /** Bound on r: a finite number >= 1. The paper raises it from 1 to 3 during training. */
   rMax: number;
-  /** Bound on |d|: a number >= 0 (Infinity: no bound). The paper raises it from 0 to 5. */
+  /** Bound on |d|: a finite number >= 0. The paper raises it from 0 to 5. */
   dMax: number;
   /** Training batches (counted by numBatchesTracked) that run as plain batch normalization first: an integer >= 0. Default `0`. */
   warmupSteps?: number;
@@ -249,13 +249,17 @@ export interface BatchRenormOptions {
 
 const RENORM_KEYS: ReadonlySet<string> = new Set(["rMax", "dMax", "warmupSteps"]);
 
-/** `{ rMax >= 1, dMax >= 0, warmupSteps = 0 }` (a frozen copy), or undefined/null for none. */
+/** `{ rMax >= 1, dMax >= 0, warmupSteps = 0 }` (a frozen copy), or undefined/null for none; finite, so JSON holds them. */
 export function checkRenorm(v: unknown, name = "renorm"): Readonly<Required<BatchRenormOptions>> | null {
   if (v === undefined || v === null) return null;
   checkKeys(v, RENORM_KEYS, name, `${name}.`);
   const r = v as Record<string, unknown>;
-  if (typeof r.rMax !== "number" || !(r.rMax >= 1)) throw new RangeError(`${name}.rMax: expected a number >= 1, got ${describe(r.rMax)}`);
-  if (typeof r.dMax !== "number" || !(r.dMax >= 0)) throw new RangeError(`${name}.dMax: expected a number >= 0, got ${describe(r.dMax)}`);
+  if (typeof r.rMax !== "number" || !(r.rMax >= 1 && r.rMax < Infinity)) {
+    throw new RangeError(`${name}.rMax: expected a finite number >= 1, got ${describe(r.rMax)}`);
+  }
+  if (typeof r.dMax !== "number" || !(r.dMax >= 0 && r.dMax < Infinity)) {
+    throw new RangeError(`${name}.dMax: expected a finite number >= 0, got ${describe(r.dMax)}`);
+  }
   const warmupSteps = r.warmupSteps ?? 0;
   if (!Number.isSafeInteger(warmupSteps) || (warmupSteps as number) < 0) {
     throw new RangeError(`${name}.warmupSteps: expected a non-negative integer, got ${describe(r.warmupSteps)}`);

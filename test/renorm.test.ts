@@ -338,12 +338,14 @@ describe.each(BACKENDS)("batch renormalization, %s backend", (name) => {
 
 describe.each(BACKENDS)("batch renormalization: errors and JSON, %s backend", (name) => {
   const bad: [unknown, RegExp][] = [
-    [{ rMax: 0.5, dMax: 0 }, /^renorm\.rMax: expected a number >= 1, got 0\.5/],
-    [{ rMax: NaN, dMax: 0 }, /^renorm\.rMax: expected a number >= 1, got NaN/],
-    [{ rMax: "2", dMax: 0 }, /^renorm\.rMax: expected a number >= 1, got "2"/],
-    [{ dMax: 0 }, /^renorm\.rMax: expected a number >= 1, got undefined/],
-    [{ rMax: 2, dMax: -1 }, /^renorm\.dMax: expected a number >= 0, got -1/],
-    [{ rMax: 2 }, /^renorm\.dMax: expected a number >= 0, got undefined/],
+    [{ rMax: 0.5, dMax: 0 }, /^renorm\.rMax: expected a finite number >= 1, got 0\.5/],
+    [{ rMax: NaN, dMax: 0 }, /^renorm\.rMax: expected a finite number >= 1, got NaN/],
+    [{ rMax: "2", dMax: 0 }, /^renorm\.rMax: expected a finite number >= 1, got "2"/],
+    [{ dMax: 0 }, /^renorm\.rMax: expected a finite number >= 1, got undefined/],
+    [{ rMax: 2, dMax: -1 }, /^renorm\.dMax: expected a finite number >= 0, got -1/],
+    [{ rMax: Infinity, dMax: 0 }, /^renorm\.rMax: expected a finite number >= 1, got Infinity/],
+    [{ rMax: 2, dMax: Infinity }, /^renorm\.dMax: expected a finite number >= 0, got Infinity/],
+    [{ rMax: 2 }, /^renorm\.dMax: expected a finite number >= 0, got undefined/],
     [{ rMax: 2, dMax: 1, warmupSteps: 1.5 }, /^renorm\.warmupSteps: expected a non-negative integer, got 1\.5/],
     [{ rMax: 2, dMax: 1, warmupSteps: -1 }, /^renorm\.warmupSteps: expected a non-negative integer, got -1/],
     [{ rmax: 2, dMax: 1 }, /^renorm\.rmax: unknown option \(did you mean 'rMax'\?\)/],
@@ -395,7 +397,7 @@ describe.each(BACKENDS)("batch renormalization: errors and JSON, %s backend", (n
     const x = batch([5, 3, 2], "channels-first", 70);
     expect(bits(copy.forward(x, [5, 3, 2]))).toEqual(bits(layer.forward(x, [5, 3, 2])));
     const json = JSON.parse(text);
-    expect(() => bn.BatchNorm.fromJSON({ ...json, renorm: { rMax: 0, dMax: 0 } })).toThrow(/^json\.renorm\.rMax: expected a number >= 1/);
+    expect(() => bn.BatchNorm.fromJSON({ ...json, renorm: { rMax: 0, dMax: 0 } })).toThrow(/^json\.renorm\.rMax: expected a finite number >= 1/);
     expect(bn.BatchNorm.fromJSON({ ...json, renorm: undefined }).renorm).toBeNull();
   });
 });
