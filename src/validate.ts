@@ -237,6 +237,8 @@ export function checkChunkChannels(name: string, v: unknown, c: number, chunks: 
  * Batch renormalization's settings (the BatchNorm module's `renorm` option; Ioffe 2017): r is clipped
  * to [1 / rMax, rMax] and d to [-dMax, dMax]; while `numBatchesTracked < warmupSteps`, r = 1 and d = 0
  * (plain batch normalization). `{ rMax: 1, dMax: 0 }` is plain batch normalization throughout.
+ * @example
+ * const layer = new bn.BatchNorm(64, { renorm: { rMax: 3, dMax: 5, warmupSteps: 1000 } });
  */
 export interface BatchRenormOptions {
   /** Bound on r: a finite number >= 1. The paper raises it from 1 to 3 during training. */
