@@ -10,7 +10,7 @@ import { backwardChunks, chunksOf, concat, forwardChunks } from "./ghost.js";
 import { WasmMemory, WasmTensor } from "./memory.js";
 import {
   Layout, Tensor, checkBoolean, checkChannels, checkChunkChannels, checkChunkStats, checkDisjoint, checkEps, checkKeys, checkLayout,
-  checkMomentum, checkOut, checkTensor, checkVirtualBatchSize, describe, geometry,
+  checkMomentum, checkOut, checkRunningVariance, checkTensor, checkVirtualBatchSize, describe, geometry, RunningVariance,
 } from "./validate.js";
 
 /**
@@ -41,6 +41,12 @@ export interface BatchNormOptions {
   training?: boolean;
   /** Running-average factor in [0, 1]: `running = (1 - momentum) * running + momentum * batch`. Default `0.1`. */
   momentum?: number;
+  /**
+   * Which batch variance updates `runningVar`: `'unbiased'` (PyTorch: divided by n - 1) or
+   * `'biased'` (Keras, TensorFlow.js, ONNX: divided by n). Normalizing always uses the biased one.
+   * Default `'unbiased'`.
+   */
+  runningVariance?: RunningVariance;
   /** Added to the variance: a finite number > 0. Default `1e-5`. */
   eps?: number;
   /**
@@ -121,7 +127,7 @@ export interface BatchNormBackwardResult {
 const LOW = Symbol("mean low part");
 
 const FORWARD_OPTIONS: ReadonlySet<string> = new Set([
-  "shape", "layout", "weight", "bias", "runningMean", "runningVar", "training", "momentum", "eps", "out", "virtualBatchSize",
+  "shape", "layout", "weight", "bias", "runningMean", "runningVar", "training", "momentum", "runningVariance", "eps", "out", "virtualBatchSize",
 ]);
 const BACKWARD_OPTIONS: ReadonlySet<string> = new Set([
   "shape", "layout", "weight", "eps", "training", "mean", "invstd", "runningMean", "runningVar", "out", "virtualBatchSize",
@@ -157,6 +163,7 @@ function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): 
   }
   const training = checkBoolean("training", options.training, true);
   const momentum = checkMomentum(options.momentum, false)!;
+  const biased = checkRunningVariance(options.runningVariance) === "biased";
   const eps = checkEps(options.eps);
   const virtualBatchSize = checkVirtualBatchSize(options.virtualBatchSize);
   const out = checkOut("out", options.out, length, memory);
@@ -167,7 +174,7 @@ function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): 
     checkDisjoint(out, length, "runningMean", runningMean, g.c, false);
     checkDisjoint(out, length, "runningVar", runningVar, g.c, false);
   }
-  const running: Running | null = runningMean !== null ? { mean: runningMean, variance: runningVar! } : null;
+  const running: Running | null = runningMean !== null ? { mean: runningMean, variance: runningVar!, biased } : null;
   const batchStats = training || !running;
   const chunks = chunksOf(g, training ? virtualBatchSize : null);
   if (batchStats) checkChunkStats(chunks);

@@ -126,6 +126,8 @@ interface Slice {
 export interface Running {
   mean: Operand;
   variance: Operand;
+  /** The update takes the batch's biased variance (Keras, ONNX) instead of the unbiased one (PyTorch). */
+  biased: boolean;
 }
 
 /**
@@ -275,8 +277,8 @@ export class Engine {
    * Forward pass from `x` to `y` (y may be x); returns the statistics it normalized with. With
    * `batchStats` they come from the batch, otherwise from `running`. With `factor` (training with
    * running statistics) those are updated in place: running = (1 - f) * running + f * batch, the
-   * variance unbiased as in torch. With `reweight` (and `batchStats`) the normalize pass takes the
-   * weight and bias it returns (the fused channels-first kernel is not used then).
+   * variance unbiased as in torch unless `running.biased`. With `reweight` (and `batchStats`) the
+   * normalize pass takes the weight and bias it returns (the fused channels-first kernel is not used then).
    */
   forward(
     x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Operand | null, bias: Operand | null, eps: number,
@@ -362,7 +364,7 @@ export class Engine {
     if (running && factor !== null) {
       const rm = this.stageChannels(running.mean, sc.runningMean, c);
       const rv = this.stageChannels(running.variance, sc.runningVar, c);
-      k.updateRunning(0, c, sc.mean, sc.variance, g.count / (g.count - 1), factor, rm, rv);
+      k.updateRunning(0, c, sc.mean, sc.variance, running.biased ? 1 : g.count / (g.count - 1), factor, rm, rv);
       if (typeof running.mean !== "number") running.mean.set(this.memory.f32(rm, c));
       if (typeof running.variance !== "number") running.variance.set(this.memory.f32(rv, c));
     }

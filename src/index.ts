@@ -9,6 +9,7 @@ import {
   batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, BatchNormOptions, BatchNormResult, BatchNormBackwardOptions,
   BatchNormBackwardResult,
 } from "./batchnorm.js";
+import { fromKeras, fromOnnx, KerasBatchNormalization, OnnxBatchNormalization } from "./conventions.js";
 import { Engine } from "./engine.js";
 import { Executor } from "./executor.js";
 import { FoldBatchNormParams, FoldLayer, FoldResult, foldBatchNorm } from "./fold.js";
@@ -22,8 +23,11 @@ import { checkKeys, describe } from "./validate.js";
 export type { BatchNormOptions, BatchNormResult, BatchNormBackwardOptions, BatchNormBackwardResult } from "./batchnorm.js";
 export type { BatchNormModuleOptions, BatchNormStateDict, BatchNormStateDictInput, BatchNormJSON, FloatList } from "./module.js";
 export type { JsonFloat } from "./json.js";
+export type {
+  KerasBatchNormalization, KerasBatchNormalizationOutput, OnnxBatchNormalization, OnnxBatchNormalizationOutput,
+} from "./conventions.js";
 export type { RunningStatsJSON, RunningStatsUpdateOptions, VarianceOptions } from "./running-stats.js";
-export type { BatchRenormOptions, Layout, Tensor } from "./validate.js";
+export type { BatchRenormOptions, Layout, RunningVariance, Tensor } from "./validate.js";
 export type { BackendName } from "./kernels.js";
 export type { FoldBatchNormParams, FoldLayer, FoldResult, FoldValues } from "./fold.js";
 export { WasmTensor } from "./memory.js";
@@ -78,13 +82,24 @@ export class Backend {
    * naming the argument or option otherwise), and `bn.BatchNorm.fromJSON(json)` for what
    * `JSON.stringify(layer)` wrote (an object or the JSON text; a TypeError, RangeError or
    * SyntaxError naming the field for anything else).
+   *
+   * `bn.BatchNorm.fromKeras({ config, weights })` reads a Keras / TensorFlow.js BatchNormalization
+   * layer ({@link KerasBatchNormalization}) and `bn.BatchNorm.fromOnnx(node)` an ONNX
+   * BatchNormalization node ({@link OnnxBatchNormalization}): the module trains with that
+   * framework's rule (`momentum` = 1 - its keep factor, `runningVariance: 'biased'`, its eps and
+   * layout; an ONNX node with `training_mode: 1` starts in training mode, else eval mode; a Keras layer
+   * in training mode) and `layer.toKeras()` / `layer.toOnnx()` write it back unchanged. Errors name
+   * the config key, attribute or weight.
    * @example
    * const layer = new bn.BatchNorm(64, { momentum: 0.1 });
    * const copy = bn.BatchNorm.fromJSON(JSON.stringify(layer));
+   * const fromTfjs = bn.BatchNorm.fromKeras({ config: tfLayer.getConfig(), weights }); // weights by name
    */
   readonly BatchNorm: {
     new (numFeatures: number, options?: BatchNormModuleOptions): BatchNormModule;
     fromJSON(json: BatchNormJSON | string): BatchNormModule;
+    fromKeras(layer: KerasBatchNormalization): BatchNormModule;
+    fromOnnx(node: OnnxBatchNormalization): BatchNormModule;
   };
   /**
    * Exact population statistics over many batches: `new bn.RunningStats(numFeatures)` (1 to 2^24,
@@ -126,6 +141,14 @@ export class Backend {
       static fromJSON(json: BatchNormJSON | string): BatchNormModule {
         const j = BatchNormModule.parseJSON(json);
         return new this(j.numFeatures, j.options).restore(j);
+      }
+      static fromKeras(layer: KerasBatchNormalization): BatchNormModule {
+        const j = fromKeras(layer);
+        return new this(j.numFeatures, j.options).adopt(j);
+      }
+      static fromOnnx(node: OnnxBatchNormalization): BatchNormModule {
+        const j = fromOnnx(node);
+        return new this(j.numFeatures, j.options).adopt(j);
       }
     };
     this.RunningStats = class extends RunningStatsBase {

@@ -3,6 +3,9 @@
 // statistics in float64), accumulates gradients as PyTorch's .grad does, reads and writes PyTorch's
 // state_dict keys, and has a JSON form of its own (options, parameters, buffers, counter). Ghost
 // batches run through ghost.ts, batch renormalization through renorm.ts.
+import {
+  Imported, KerasBatchNormalizationOutput, OnnxBatchNormalizationOutput, Origin, toKeras, toOnnx,
+} from "./conventions.js";
 import { Engine, Operand, Reweight, Running, Statistics, Steps } from "./engine.js";
 import { Chunk, RenormChunk, backwardChunks, chunksOf, concat, forwardChunks } from "./ghost.js";
 import { JsonFloat, f32ToJSON, floatsFromJSON, parseJSON } from "./json.js";
@@ -10,7 +13,8 @@ import { WasmTensor } from "./memory.js";
 import { renormalize } from "./renorm.js";
 import {
   BatchRenormOptions, Layout, Tensor, checkBoolean, checkChunkStats, checkEps, checkFloat32Array, checkKeys, checkLayout, checkMomentum,
-  checkNumFeatures, checkRenorm, checkTensor, checkVirtualBatchSize, describe, geometry, Geometry, unknownKey,
+  checkNumFeatures, checkRenorm, checkRunningVariance, checkTensor, checkVirtualBatchSize, describe, geometry, Geometry, RunningVariance,
+  unknownKey,
 } from "./validate.js";
 
 /** Options of `new bn.BatchNorm(numFeatures, options)`; each matches torch.nn.BatchNorm2d's argument of the same name. */
@@ -24,6 +28,15 @@ export interface BatchNormModuleOptions {
   momentum?: number | null;
   /** Learnable `weight` (initialized to 1) and `bias` (to 0). Default `true`. */
   affine?: boolean;
+  /** Keras's `scale`: whether the module has `weight` (else 1). Default `affine`. */
+  scale?: boolean;
+  /** Keras's `center`: whether the module has `bias` (else 0). Default `affine`. */
+  center?: boolean;
+  /**
+   * Which batch variance updates `runningVar`: `'unbiased'` (PyTorch) or `'biased'` (Keras,
+   * TensorFlow.js, ONNX). Default `'unbiased'`.
+   */
+  runningVariance?: RunningVariance;
   /**
    * Keep running statistics (`runningMean` 0, `runningVar` 1, `numBatchesTracked`) and normalize
    * with them in eval mode; without them eval mode normalizes with batch statistics. Default `true`.
@@ -86,6 +99,13 @@ export interface BatchNormJSON {
   eps: number;
   momentum: number | null;
   affine: boolean;
+  /**
+   * Written when scale and center differ (default `affine`), as `center`; `runningVariance` when
+   * `'biased'` (default `'unbiased'`).
+   */
+  scale?: boolean;
+  center?: boolean;
+  runningVariance?: RunningVariance;
   trackRunningStats: boolean;
   layout: Layout;
   /** `null` without affine parameters. */
@@ -134,14 +154,15 @@ interface Params {
   running: Running | null;
 }
 
-const MODULE_OPTIONS: ReadonlySet<string> = new Set(["eps", "momentum", "affine", "trackRunningStats", "layout", "virtualBatchSize", "renorm"]);
+const MODULE_OPTIONS: ReadonlySet<string> = new Set([
+  "eps", "momentum", "affine", "scale", "center", "runningVariance", "trackRunningStats", "layout", "virtualBatchSize", "renorm",
+]);
 const JSON_FIELDS: ReadonlySet<string> = new Set([
   "numFeatures", "eps", "momentum", "affine", "trackRunningStats", "layout", "weight", "bias", "runningMean", "runningVar",
   "numBatchesTracked",
 ]);
-/** JSON fields written only when set. */
-const JSON_OPTIONAL: ReadonlySet<string> = new Set(["virtualBatchSize", "renorm"]);
-const JSON_KEYS: ReadonlySet<string> = new Set([...JSON_FIELDS, ...JSON_OPTIONAL]);
+/** JSON fields added after the first release: absent in older files (virtualBatchSize and renorm: written when set). */
+const OPTIONAL_JSON_FIELDS: ReadonlySet<string> = new Set(["scale", "center", "runningVariance", "virtualBatchSize", "renorm"]);
 /** state_dict key, property, and whether it is a running-statistics buffer (else an affine parameter). */
 const STATE_KEYS = [
   ["weight", "weight", false],
@@ -178,8 +199,14 @@ export class BatchNorm {
   readonly eps: number;
   /** Running-average factor, or `null` for the cumulative average (default 0.1). */
   readonly momentum: number | null;
-  /** Whether the module has `weight` and `bias`. */
+  /** Whether the module has `weight` and `bias` (true when it has either: see `scale`, `center`). */
   readonly affine: boolean;
+  /** Whether the module has `weight`. */
+  readonly scale: boolean;
+  /** Whether the module has `bias`. */
+  readonly center: boolean;
+  /** Which batch variance updates `runningVar` (default `'unbiased'`, PyTorch's). */
+  readonly runningVariance: RunningVariance;
   /** Memory order of the inputs. */
   readonly layout: Layout;
   /** Samples per ghost batch in training mode, or `null` for none (see {@link BatchNormModuleOptions.virtualBatchSize}). */
@@ -203,6 +230,8 @@ export class BatchNorm {
 
   private tracking: boolean;
   private renormSettings: Readonly<Required<BatchRenormOptions>> | null;
+  /** The Keras layer or ONNX node the module was read from, written back by toKeras / toOnnx. */
+  private origin: Origin | null = null;
   /** The module was created with running statistics (PyTorch's buffers); they stay when tracking is switched off. */
   private readonly buffers: boolean;
   private readonly engine: Engine;
@@ -221,13 +250,17 @@ export class BatchNorm {
     this.numFeatures = numFeatures;
     this.eps = checkEps(options.eps);
     this.momentum = checkMomentum(options.momentum, true);
-    this.affine = checkBoolean("affine", options.affine, true);
+    const affine = checkBoolean("affine", options.affine, true);
+    this.scale = checkBoolean("scale", options.scale, affine);
+    this.center = checkBoolean("center", options.center, affine);
+    this.affine = this.scale || this.center;
+    this.runningVariance = checkRunningVariance(options.runningVariance);
     this.tracking = this.buffers = checkBoolean("trackRunningStats", options.trackRunningStats, true);
     this.layout = checkLayout(options.layout);
     this.virtualBatchSize = checkVirtualBatchSize(options.virtualBatchSize);
     this.renormSettings = this.checkedRenorm(options.renorm);
-    this.weight = this.affine ? new Float32Array(numFeatures).fill(1) : null;
-    this.bias = this.affine ? new Float32Array(numFeatures) : null;
+    this.weight = this.scale ? new Float32Array(numFeatures).fill(1) : null;
+    this.bias = this.center ? new Float32Array(numFeatures) : null;
     this.runningMean = this.buffers ? new Float32Array(numFeatures) : null;
     this.runningVar = this.buffers ? new Float32Array(numFeatures).fill(1) : null;
     BatchNorm.registry.register(this, { engine, held: this.held });
@@ -420,7 +453,7 @@ export class BatchNorm {
     const wg = this.weightGrad === null ? null : checkFloat32Array("weightGrad", this.weightGrad, c, memory);
     const bg = this.biasGrad === null ? null : checkFloat32Array("biasGrad", this.biasGrad, c, memory);
     if (g.length === 0) {
-      if (this.affine) this.accumulate(wg, bg, new Float32Array(c), new Float32Array(c));
+      this.accumulate(wg, bg, new Float32Array(c), new Float32Array(c));
       return new Float32Array(0);
     }
     const engine = this.engine;
@@ -429,7 +462,7 @@ export class BatchNorm {
     const { dweight, dbias } = yield* backwardChunks(
       engine, dyOp, saved.x, dx, saved.chunks, sc, p.weight, saved.mean64, saved.invstd64, saved.batchStats, saved.renorm,
     );
-    if (this.affine) this.accumulate(wg, bg, dweight, dbias);
+    this.accumulate(wg, bg, dweight, dbias);
     return dx;
   }
 
@@ -475,7 +508,7 @@ export class BatchNorm {
     if (sd === null || typeof sd !== "object") throw new TypeError(`stateDict: expected an object, got ${describe(sd)}`);
     const memory = this.engine.memory;
     const c = this.numFeatures;
-    const entries = STATE_KEYS.filter(([, , buffer]) => (buffer ? this.buffers : this.affine));
+    const entries = STATE_KEYS.filter(([, prop, buffer]) => (buffer ? this.buffers : prop === "weight" ? this.scale : this.center));
     const known = new Set([...entries.map(([key]) => key), ...(this.buffers ? ["num_batches_tracked"] : [])]);
     for (const key of Object.keys(sd)) {
       if (!known.has(key)) throw new TypeError(`stateDict: unexpected key '${key}'${unknownKey(key, known)}`);
@@ -507,6 +540,9 @@ export class BatchNorm {
       eps: this.eps,
       momentum: this.momentum,
       affine: this.affine,
+      // written only where they say more than affine and the default: older readers read the rest
+      ...(this.scale !== this.center ? { scale: this.scale, center: this.center } : {}),
+      ...(this.runningVariance !== "unbiased" ? { runningVariance: this.runningVariance } : {}),
       trackRunningStats: this.tracking,
       layout: this.layout,
       weight: json(p.weight),
@@ -517,6 +553,41 @@ export class BatchNorm {
       ...(this.virtualBatchSize !== null ? { virtualBatchSize: this.virtualBatchSize } : {}),
       ...(this.renormSettings ? { renorm: { ...this.renormSettings } } : {}),
     };
+  }
+
+  /**
+   * The module as a Keras / TensorFlow.js BatchNormalization layer: its config (for a module made by
+   * `bn.BatchNorm.fromKeras`, the config it was read from, unchanged; else TensorFlow.js's camelCase
+   * keys with `axis` 1 or -1 for the layout and `momentum` = 1 - this momentum) and copies of its
+   * weights under Keras's names (with the imported prefix). Keras trains with the biased running
+   * variance: a module with `runningVariance: 'unbiased'` exports the same inference.
+   * @throws {TypeError} for a module without running statistics, or with momentum `null`.
+   * @example
+   * const { config, weights } = layer.toKeras(); // weights.gamma, .beta, .moving_mean, .moving_variance
+   */
+  toKeras(): KerasBatchNormalizationOutput {
+    return toKeras(this, this.origin);
+  }
+
+  /**
+   * The module as an ONNX BatchNormalization node (opset 15): attributes (`epsilon`, `momentum` =
+   * 1 - this momentum, or the imported ones; `training_mode` from the current mode) and copies of
+   * `scale`, `B` (ones and zeros for a module without them), `input_mean`, `input_var`. The node is
+   * channels-first (axis 1).
+   * @throws {TypeError} for a module without running statistics, or with momentum `null`.
+   * @example
+   * const node = layer.toOnnx(); // node.attributes.epsilon, node.scale, node.B, ...
+   */
+  toOnnx(): OnnxBatchNormalizationOutput {
+    return toOnnx(this, this.origin);
+  }
+
+  /** @internal sets the state of a module created from `j.options` by fromKeras / fromOnnx */
+  adopt(j: Imported): this {
+    this.restore({ ...j, trackRunningStats: true, numBatchesTracked: 0 });
+    this.training = j.training;
+    this.origin = j.origin;
+    return this;
   }
 
   /**
@@ -532,13 +603,18 @@ export class BatchNorm {
   /** @internal checks a BatchNormJSON (object or JSON text) for fromJSON; errors name the field. */
   static parseJSON(input: unknown): ParsedJSON {
     const j = parseJSON(input) as Record<keyof BatchNormJSON, unknown>;
-    checkKeys(j, JSON_KEYS, "json", "json.", "field");
+    checkKeys(j, new Set([...JSON_FIELDS, ...OPTIONAL_JSON_FIELDS]), "json", "json.", "field");
     for (const key of JSON_FIELDS) if (j[key as keyof BatchNormJSON] === undefined) throw new TypeError(`json.${key}: missing`);
     const c = checkNumFeatures("json.numFeatures", j.numFeatures);
     const affine = checkBoolean("json.affine", j.affine, true);
+    const scale = checkBoolean("json.scale", j.scale, affine);
+    const center = checkBoolean("json.center", j.center, affine);
+    if (affine !== (scale || center)) throw new TypeError(`json.affine: expected ${scale || center} (scale ${scale}, center ${center}), got ${affine}`);
     const per = (key: "weight" | "bias" | "runningMean" | "runningVar", present: boolean): Float64Array | null => {
       if (present) return floatsFromJSON(`json.${key}`, j[key], c);
-      if (j[key] !== null) throw new TypeError(`json.${key}: expected null (${key === "weight" || key === "bias" ? "affine is false" : "no running statistics"}), got ${describe(j[key])}`);
+      const flagName = key === "weight" ? "scale" : "center";
+      const why = key === "runningMean" || key === "runningVar" ? "no running statistics" : j[flagName] === undefined ? "affine is false" : `${flagName} is false`;
+      if (j[key] !== null) throw new TypeError(`json.${key}: expected null (${why}), got ${describe(j[key])}`);
       return null;
     };
     const buffers = j.runningMean !== null || j.runningVar !== null;
@@ -552,14 +628,17 @@ export class BatchNorm {
         eps: checkEps(j.eps, "json.eps"),
         momentum: checkMomentum(j.momentum, true, "json.momentum"),
         affine,
+        scale,
+        center,
+        runningVariance: checkRunningVariance(j.runningVariance, "json.runningVariance"),
         trackRunningStats: buffers,
         layout: checkLayout(j.layout, "json.layout"),
         virtualBatchSize: checkVirtualBatchSize(j.virtualBatchSize, "json.virtualBatchSize"),
         renorm: checkRenorm(j.renorm, "json.renorm"),
       },
       trackRunningStats: checkBoolean("json.trackRunningStats", j.trackRunningStats, true),
-      weight: per("weight", affine),
-      bias: per("bias", affine),
+      weight: per("weight", scale),
+      bias: per("bias", center),
       runningMean: per("runningMean", buffers),
       runningVar: per("runningVar", buffers),
       numBatchesTracked: counter as number,
@@ -567,7 +646,7 @@ export class BatchNorm {
   }
 
   /** @internal restores a module created from parsed JSON's options */
-  restore(j: ParsedJSON): this {
+  restore(j: Omit<ParsedJSON, "options">): this {
     if (j.weight) this.weight!.set(j.weight);
     if (j.bias) this.bias!.set(j.bias);
     if (j.runningMean) this.runningMean!.set(j.runningMean);
@@ -580,13 +659,19 @@ export class BatchNorm {
   /** Adds this backward's gradients to the accumulated ones (resolved `wg`/`bg`), or starts them. */
   private accumulate(wg: Operand | null, bg: Operand | null, dweight: ArrayLike<number>, dbias: ArrayLike<number>): void {
     const memory = this.engine.memory;
-    const add = (to: Float32Array, d: ArrayLike<number>): void => {
-      for (let i = 0; i < d.length; i++) to[i] += d[i];
+    const add = (to: Operand, d: ArrayLike<number>): void => {
+      const sum = memory.floats(to, this.numFeatures);
+      for (let i = 0; i < d.length; i++) sum[i] += d[i];
     };
-    if (wg === null) this.weightGrad = Float32Array.from(dweight);
-    else add(memory.floats(wg, this.numFeatures), dweight);
-    if (bg === null) this.biasGrad = Float32Array.from(dbias);
-    else add(memory.floats(bg, this.numFeatures), dbias);
+    // a module without weight (bias) has no gradient for it, as a Keras layer without scale (center)
+    if (this.scale) {
+      if (wg === null) this.weightGrad = Float32Array.from(dweight);
+      else add(wg, dweight);
+    }
+    if (this.center) {
+      if (bg === null) this.biasGrad = Float32Array.from(dbias);
+      else add(bg, dbias);
+    }
   }
 
   /** weight, bias and the running statistics are public and replaceable: check and resolve them per call. */
@@ -594,14 +679,13 @@ export class BatchNorm {
     const memory = this.engine.memory;
     const c = this.numFeatures;
     const p: Params = { weight: null, bias: null, running: null };
-    if (this.affine) {
-      p.weight = checkFloat32Array("weight", this.weight, c, memory);
-      p.bias = checkFloat32Array("bias", this.bias, c, memory);
-    }
+    if (this.scale) p.weight = checkFloat32Array("weight", this.weight, c, memory);
+    if (this.center) p.bias = checkFloat32Array("bias", this.bias, c, memory);
     if (this.buffers) {
       p.running = {
         mean: checkFloat32Array("runningMean", this.runningMean, c, memory),
         variance: checkFloat32Array("runningVar", this.runningVar, c, memory),
+        biased: this.runningVariance === "biased",
       };
     }
     return p;

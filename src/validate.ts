@@ -200,6 +200,15 @@ export function checkMomentum(v: unknown, allowNull: boolean, name = "momentum")
   return v;
 }
 
+/** How running statistics keep the variance: `'unbiased'` (PyTorch, the default) or `'biased'` (Keras, ONNX). */
+export type RunningVariance = "unbiased" | "biased";
+
+export function checkRunningVariance(v: unknown, name = "runningVariance"): RunningVariance {
+  if (v === undefined) return "unbiased";
+  if (v === "unbiased" || v === "biased") return v;
+  throw new TypeError(`${name}: expected 'unbiased' or 'biased', got ${describe(v)}`);
+}
+
 export function checkBoolean(name: string, v: unknown, fallback: boolean): boolean {
   if (v === undefined) return fallback;
   if (typeof v !== "boolean") throw new TypeError(`${name}: expected a boolean, got ${describe(v)}`);

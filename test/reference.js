@@ -21,7 +21,7 @@ export function dims(shape, layout = "channels-first") {
  * @param {ArrayLike<number>} x
  * @param {{ shape: number[], layout?: string, weight?: ArrayLike<number> | null, bias?: ArrayLike<number> | null,
  *   runningMean?: ArrayLike<number> | null, runningVar?: ArrayLike<number> | null, training?: boolean,
- *   momentum?: number | null, numBatchesTracked?: number, eps?: number }} o
+ *   momentum?: number | null, numBatchesTracked?: number, eps?: number, runningVariance?: 'biased' | 'unbiased' }} o
  */
 export function referenceForward(x, o) {
   const { length, c, count, channel } = dims(o.shape, o.layout);
@@ -59,7 +59,8 @@ export function referenceForward(x, o) {
     const momentum = o.momentum === undefined ? 0.1 : o.momentum;
     const f = momentum === null ? 1 / ((o.numBatchesTracked ?? 0) + 1) : momentum;
     runningMean = Float64Array.from(o.runningMean, (r, k) => (1 - f) * r + f * mean[k]);
-    runningVar = Float64Array.from(o.runningVar, (r, k) => (1 - f) * r + (f * variance[k] * count) / (count - 1));
+    const unbias = o.runningVariance === "biased" ? 1 : count / (count - 1);
+    runningVar = Float64Array.from(o.runningVar, (r, k) => (1 - f) * r + f * variance[k] * unbias);
   }
   return { y, mean, variance, invstd, runningMean, runningVar };
 }
