@@ -1,8 +1,8 @@
 // Batch renormalization, the module's `renorm` option (issue 10 item 6): against a float64
 // implementation of the issue's formulas written here (r and d clipped, from the running statistics
 // before each batch's update; r = 1, d = 0 in warm-up; r and d constants in backward), over several
-// training steps, with and without affine parameters, momentum a number or null, with ghost batches,
-// with tracking switched off; on both backends, both layouts, 1 and 2 threads (every call split),
+// training steps, with and without affine parameters, Keras-style (no scale, biased running
+// variance), momentum a number or null, with ghost batches, with tracking switched off; on both backends, both layouts, 1 and 2 threads (every call split),
 // Float32Arrays staged through small chunks and WasmTensors in place, sync and async, within the
 // library's bar (8 float32 ulps of the quantity's largest float64 magnitude). Its r = 1, d = 0 limit
 // (rMax 1, dMax 0) against PyTorch's plain BatchNorm (test/golden/, and test/golden-ghost/ chunk by
@@ -38,7 +38,7 @@ interface State {
  */
 function reference(
   x: ArrayLike<number>, dy: ArrayLike<number>, shape: number[], layout: "channels-first" | "channels-last", s: Settings,
-  state: State, eps: number, momentum: number | null, v: number | null, track: boolean,
+  state: State, eps: number, momentum: number | null, v: number | null, track: boolean, biased = false,
 ) {
   const { length, c, n } = dims(shape, layout);
   const perSample = length / n;
@@ -92,7 +92,7 @@ function reference(
       const f = momentum ?? 1 / (state.counter + 1);
       for (let k = 0; k < c; k++) {
         state.runningMean[k] = (1 - f) * state.runningMean[k] + f * mean[k];
-        state.runningVar[k] = (1 - f) * state.runningVar[k] + (f * variance[k] * count) / (count - 1);
+        state.runningVar[k] = (1 - f) * state.runningVar[k] + (f * variance[k] * count) / (biased ? count : count - 1);
       }
       state.counter += 1;
     }
@@ -134,7 +134,8 @@ const CONFIGS = [
   { name: "no affine, momentum null", affine: false, momentum: null, v: null, s: { rMax: 2, dMax: 1, warmupSteps: 0 }, track: true },
   { name: "ghost batches of 3, warm-up 2 chunks", affine: true, momentum: 0.2, v: 3, s: { rMax: 1.3, dMax: 0.25, warmupSteps: 2 }, track: true },
   { name: "tracking switched off (fixed running statistics)", affine: true, momentum: 0.1, v: null, s: { rMax: 3, dMax: 5, warmupSteps: 0 }, track: false },
-];
+  { name: "Keras-style: no scale, biased running variance", affine: true, scale: false, biased: true, momentum: 0.01, v: null, s: { rMax: 1.5, dMax: 0.5, warmupSteps: 0 }, track: true },
+] as { name: string; affine: boolean; scale?: boolean; biased?: boolean; momentum: number | null; v: number | null; s: Settings; track: boolean }[];
 
 type Path = "Float32Array" | "WasmTensor";
 
@@ -147,12 +148,12 @@ describe.each(BACKENDS.flatMap((b) => THREADS.map((t) => [b, t] as const)))("bat
       const C = 6;
       const shape = layout === "channels-first" ? [7, C, 3, 4] : [7, 3, 4, C];
       for (const async of [false, true]) {
-        const layer = new bn.BatchNorm(C, { layout, affine: cfg.affine, momentum: cfg.momentum, virtualBatchSize: cfg.v, renorm: cfg.s });
+        const layer = new bn.BatchNorm(C, {
+          layout, affine: cfg.affine, scale: cfg.scale, runningVariance: cfg.biased ? "biased" : "unbiased", momentum: cfg.momentum, virtualBatchSize: cfg.v, renorm: cfg.s,
+        });
         layer.trackRunningStats = cfg.track;
-        if (layer.weight) {
-          layer.weight.set(randn(C, 1, 0.5, 1));
-          layer.bias!.set(randn(C, 2));
-        }
+        layer.weight?.set(randn(C, 1, 0.5, 1));
+        layer.bias?.set(randn(C, 2));
         layer.runningMean!.set(randn(C, 3, 0.1));
         layer.runningVar!.set(Float32Array.from(randn(C, 4), (v) => 0.8 + 0.1 * v * v));
         const state: State = {
@@ -167,7 +168,7 @@ describe.each(BACKENDS.flatMap((b) => THREADS.map((t) => [b, t] as const)))("bat
         for (let step = 0; step < 4; step++) {
           const x = batch(shape, layout, 10 + step);
           const dy = randn(x.length, 20 + step, 1, step % 2 ? 0.5 : 0);
-          const ref = reference(x, dy, shape, layout, cfg.s, state, layer.eps, cfg.momentum, cfg.v, cfg.track);
+          const ref = reference(x, dy, shape, layout, cfg.s, state, layer.eps, cfg.momentum, cfg.v, cfg.track, cfg.biased);
           for (const { r } of ref.chunks) clipped += r.filter((v) => v === cfg.s.rMax || v === 1 / cfg.s.rMax).length;
           const held: WasmTensor[] = [];
           const put = (a: Float32Array) => {
@@ -193,10 +194,9 @@ describe.each(BACKENDS.flatMap((b) => THREADS.map((t) => [b, t] as const)))("bat
           }
           dxScale *= dy.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
           check(misses, `${at} dx`, dx, ref.dx, dxScale);
-          if (cfg.affine) {
-            check(misses, `${at} dweight`, layer.weightGrad!, ref.dweight);
-            check(misses, `${at} dbias`, layer.biasGrad!, ref.dbias);
-          }
+          if (layer.weight) check(misses, `${at} dweight`, layer.weightGrad!, ref.dweight);
+          else expect(layer.weightGrad).toBeNull();
+          if (layer.bias) check(misses, `${at} dbias`, layer.biasGrad!, ref.dbias);
           expect(layer.numBatchesTracked).toBe(state.counter);
         }
         expect(clipped, "the data clips r on some channels").toBeGreaterThan(0);
