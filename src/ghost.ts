@@ -82,7 +82,8 @@ export function* backwardChunks(
   for (const [k, ch] of chunks.entries()) {
     const rows = (a: Float64Array) => a.subarray(k * c, (k + 1) * c);
     const rn = renorm?.[k];
-    const g = yield* engine.backward(chunkOf(dy, ch), chunkOf(x, ch), chunkOf(dx, ch), ch.g, sc, rn ? rn.weight : weight, rows(mean), rows(invstd), training);
+    const w = rn ? rn.weight : weight;
+    const g = yield* engine.backward(chunkOf(dy, ch), chunkOf(x, ch), chunkOf(dx, ch), ch.g, sc, w, rows(mean), rows(invstd), training);
     for (let i = 0; i < c; i++) {
       dweight[i] += rn ? rn.r[i] * g.dweight[i] + rn.d[i] * g.dbias[i] : g.dweight[i];
       dbias[i] += g.dbias[i];

@@ -371,7 +371,8 @@ export class BatchNorm {
     const renorm: (RenormChunk | null)[] = [];
     let stats: Statistics[];
     try {
-      stats = yield* forwardChunks(engine, xOp, y, chunks, sc, p.weight, p.bias, this.eps, batchStats, p.running, (k) => this.chunkStep(k, p, track, renorm));
+      const step = (k: number) => this.chunkStep(k, p, track, renorm);
+      stats = yield* forwardChunks(engine, xOp, y, chunks, sc, p.weight, p.bias, this.eps, batchStats, p.running, step);
     } catch (e) {
       if (keep !== 0 && keep !== held.block) memory.release(keep);
       throw e;
@@ -414,7 +415,9 @@ export class BatchNorm {
     const memory = this.engine.memory;
     const c = this.numFeatures;
     const floats = (op: Operand | null) => (op === null ? null : memory.floats(op, c));
-    const read = () => ({ runningMean: floats(p.running!.mean)!, runningVar: floats(p.running!.variance)!, weight: floats(p.weight), bias: floats(p.bias) });
+    const read = () => ({
+      runningMean: floats(p.running!.mean)!, runningVar: floats(p.running!.variance)!, weight: floats(p.weight), bias: floats(p.bias),
+    });
     return { factor, reweight: renormalize(s, this.eps, read, (chunk) => renorm.push(chunk)) };
   }
 
