@@ -27,7 +27,7 @@ export type {
   KerasBatchNormalization, KerasBatchNormalizationOutput, OnnxBatchNormalization, OnnxBatchNormalizationOutput,
 } from "./conventions.js";
 export type { RunningStatsJSON, RunningStatsUpdateOptions, VarianceOptions } from "./running-stats.js";
-export type { Layout, RunningVariance, Tensor } from "./validate.js";
+export type { BatchRenormOptions, Layout, RunningVariance, Tensor } from "./validate.js";
 export type { BackendName } from "./kernels.js";
 export type { FoldBatchNormParams, FoldLayer, FoldResult, FoldValues } from "./fold.js";
 export { WasmTensor } from "./memory.js";

@@ -1,17 +1,21 @@
 // BatchNorm, the module: torch.nn.BatchNorm1d/2d/3d in one class. It owns weight, bias, running
 // statistics and the counter, keeps what backward needs from the last forward (the input, and the
 // statistics in float64), accumulates gradients as PyTorch's .grad does, reads and writes PyTorch's
-// state_dict keys, and has a JSON form of its own (options, parameters, buffers, counter).
+// state_dict keys, and has a JSON form of its own (options, parameters, buffers, counter). Ghost
+// batches run through ghost.ts, batch renormalization through renorm.ts.
 import {
   Imported, KerasBatchNormalizationOutput, OnnxBatchNormalizationOutput, Origin, toKeras, toOnnx,
 } from "./conventions.js";
-import { Engine, Operand, Running, Statistics, Steps } from "./engine.js";
+import { Engine, Operand, Reweight, Running, Statistics, Steps } from "./engine.js";
+import { Chunk, RenormChunk, backwardChunks, chunksOf, concat, forwardChunks } from "./ghost.js";
 import { JsonFloat, f32ToJSON, floatsFromJSON, parseJSON } from "./json.js";
 import { WasmTensor } from "./memory.js";
 import { RunningStats } from "./running-stats.js";
+import { renormalize } from "./renorm.js";
 import {
-  Layout, Tensor, checkBatchStats, checkBoolean, checkEps, checkFloat32Array, checkKeys, checkLayout, checkMomentum,
-  checkNumFeatures, checkRunningVariance, checkTensor, describe, geometry, Geometry, RunningVariance, unknownKey,
+  BatchRenormOptions, Layout, Tensor, checkBoolean, checkChunkStats, checkEps, checkFloat32Array, checkKeys, checkLayout, checkMomentum,
+  checkNumFeatures, checkRenorm, checkRunningVariance, checkTensor, checkVirtualBatchSize, describe, geometry, Geometry, RunningVariance,
+  unknownKey,
 } from "./validate.js";
 
 /** Options of `new bn.BatchNorm(numFeatures, options)`; each matches torch.nn.BatchNorm2d's argument of the same name. */
@@ -41,6 +45,20 @@ export interface BatchNormModuleOptions {
   trackRunningStats?: boolean;
   /** Memory order of the inputs. Default `'channels-first'`. */
   layout?: Layout;
+  /**
+   * Ghost batches: in training mode the batch is cut into consecutive chunks of this many samples
+   * along N (the last chunk holds the rest; a size >= N is one chunk), each normalized with its own
+   * statistics, the running statistics and `numBatchesTracked` updated once per chunk in order:
+   * exactly the module called on each chunk in turn. Every chunk needs more than one value per
+   * channel. Eval mode ignores it (also without running statistics: the whole batch's statistics).
+   * An integer >= 1, or `null` for none. Default `null`.
+   */
+  virtualBatchSize?: number | null;
+  /**
+   * Batch renormalization (see {@link BatchRenormOptions}), in training mode; needs running
+   * statistics (`trackRunningStats: true`). Eval mode is plain eval. Default `null` (none).
+   */
+  renorm?: BatchRenormOptions | null;
 }
 
 /** PyTorch's state_dict of a BatchNorm module, as {@link BatchNorm.stateDict} returns it (copies). */
@@ -98,6 +116,10 @@ export interface BatchNormJSON {
   runningMean: JsonFloat[] | null;
   runningVar: JsonFloat[] | null;
   numBatchesTracked: number;
+  /** Written when set; absent means none. */
+  virtualBatchSize?: number;
+  /** Written when set; absent means none. */
+  renorm?: Required<BatchRenormOptions>;
 }
 
 /** A checked BatchNormJSON, decoded. */
@@ -122,6 +144,10 @@ interface Saved {
   batchStats: boolean;
   /** A frozen forward: the running variance it normalized with (backward scales dy by weight / sqrt(it + eps)); else null. */
   frozenVar: Float32Array | null;
+  /** The ghost batches (one chunk without them); mean64 and invstd64 hold C values per chunk. */
+  chunks: Chunk[];
+  /** Per chunk, batch renormalization's r, d and weight (null in warm-up), or null without it. */
+  renorm: (RenormChunk | null)[] | null;
 }
 
 /** The parameters and buffers resolved for one call (wasm views become addresses). */
@@ -132,14 +158,14 @@ interface Params {
 }
 
 const MODULE_OPTIONS: ReadonlySet<string> = new Set([
-  "eps", "momentum", "affine", "scale", "center", "runningVariance", "trackRunningStats", "layout",
+  "eps", "momentum", "affine", "scale", "center", "runningVariance", "trackRunningStats", "layout", "virtualBatchSize", "renorm",
 ]);
 const JSON_FIELDS: ReadonlySet<string> = new Set([
   "numFeatures", "eps", "momentum", "affine", "trackRunningStats", "layout", "weight", "bias", "runningMean", "runningVar",
   "numBatchesTracked",
 ]);
-/** JSON fields added after the first release: absent in older files. */
-const OPTIONAL_JSON_FIELDS: ReadonlySet<string> = new Set(["scale", "center", "runningVariance"]);
+/** JSON fields added after the first release: absent in older files (virtualBatchSize and renorm: written when set). */
+const OPTIONAL_JSON_FIELDS: ReadonlySet<string> = new Set(["scale", "center", "runningVariance", "virtualBatchSize", "renorm"]);
 /** state_dict key, property, and whether it is a running-statistics buffer (else an affine parameter). */
 const STATE_KEYS = [
   ["weight", "weight", false],
@@ -186,6 +212,8 @@ export class BatchNorm {
   readonly runningVariance: RunningVariance;
   /** Memory order of the inputs. */
   readonly layout: Layout;
+  /** Samples per ghost batch in training mode, or `null` for none (see {@link BatchNormModuleOptions.virtualBatchSize}). */
+  readonly virtualBatchSize: number | null;
   /** Per-channel scale (length C; `null` without affine). Replaceable by another Float32Array of length C. */
   weight: Float32Array | null;
   /** Per-channel shift (length C; `null` without affine). */
@@ -208,6 +236,7 @@ export class BatchNorm {
   private population: RunningStats | null = null;
 
   private tracking: boolean;
+  private renormSettings: Readonly<Required<BatchRenormOptions>> | null;
   /** The Keras layer or ONNX node the module was read from, written back by toKeras / toOnnx. */
   private origin: Origin | null = null;
   /** The module was created with running statistics (PyTorch's buffers); they stay when tracking is switched off. */
@@ -235,6 +264,8 @@ export class BatchNorm {
     this.runningVariance = checkRunningVariance(options.runningVariance);
     this.tracking = this.buffers = checkBoolean("trackRunningStats", options.trackRunningStats, true);
     this.layout = checkLayout(options.layout);
+    this.virtualBatchSize = checkVirtualBatchSize(options.virtualBatchSize);
+    this.renormSettings = this.checkedRenorm(options.renorm);
     this.weight = this.scale ? new Float32Array(numFeatures).fill(1) : null;
     this.bias = this.center ? new Float32Array(numFeatures) : null;
     this.runningMean = this.buffers ? new Float32Array(numFeatures) : null;
@@ -256,6 +287,28 @@ export class BatchNorm {
   set trackRunningStats(v: boolean) {
     if (typeof v !== "boolean") throw new TypeError(`trackRunningStats: expected a boolean, got ${describe(v)}`);
     this.tracking = v;
+  }
+
+  /**
+   * Batch renormalization's settings (frozen, with `warmupSteps` filled in), or `null`. Writable, so a
+   * schedule can raise rMax and dMax during training as the paper does.
+   * @throws {TypeError|RangeError} when set to bad settings (named, e.g. `renorm.rMax`), or to any on a
+   *   module created without running statistics; nothing changes then.
+   * @example
+   * layer.renorm = { rMax: 1 + 2 * progress, dMax: 5 * progress };
+   */
+  get renorm(): Readonly<Required<BatchRenormOptions>> | null {
+    return this.renormSettings;
+  }
+
+  set renorm(v: BatchRenormOptions | null) {
+    this.renormSettings = this.checkedRenorm(v);
+  }
+
+  private checkedRenorm(v: unknown): Readonly<Required<BatchRenormOptions>> | null {
+    const settings = checkRenorm(v);
+    if (settings && !this.buffers) throw new TypeError("renorm: needs running statistics (trackRunningStats: true)");
+    return settings;
   }
 
   /**
@@ -343,11 +396,12 @@ export class BatchNorm {
     const p = this.params();
     if (this.isFrozen) return yield* this.frozenForwardSteps(xOp, g, p);
     const batchStats = this.training || p.running === null;
-    if (batchStats) checkBatchStats(g);
+    const chunks = chunksOf(g, this.training ? this.virtualBatchSize : null);
+    if (batchStats) checkChunkStats(chunks);
     const track = this.training && this.tracking && p.running !== null && this.population === null;
     if (g.length === 0) {
-      if (track) this.numBatchesTracked += 1;
-      this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats, frozenVar: null };
+      if (track) this.numBatchesTracked += chunks.length;
+      this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats, frozenVar: null, chunks, renorm: null };
       return new Float32Array(0);
     }
     const engine = this.engine;
@@ -359,10 +413,11 @@ export class BatchNorm {
     const held = this.held;
     const keep = x instanceof WasmTensor ? 0 : held.bytes >= bytes ? held.block : memory.alloc(bytes);
     const y = new Float32Array(g.length);
-    const factor = track ? this.momentum ?? 1 / (this.numBatchesTracked + 1) : null;
-    let stats: Statistics;
+    const renorm: (RenormChunk | null)[] = [];
+    let stats: Statistics[];
     try {
-      stats = yield* engine.forward(xOp, y, g, sc, p.weight, p.bias, this.eps, batchStats, p.running, factor);
+      const step = (k: number) => this.chunkStep(k, p, track, renorm);
+      stats = yield* forwardChunks(engine, xOp, y, chunks, sc, p.weight, p.bias, this.eps, batchStats, p.running, step);
     } catch (e) {
       if (keep !== 0 && keep !== held.block) memory.release(keep);
       throw e;
@@ -376,16 +431,19 @@ export class BatchNorm {
       if (typeof xOp === "number") memory.copy(keep, xOp, bytes);
       else memory.f32(keep, g.length).set(xOp);
     }
-    if (track) this.numBatchesTracked += 1;
-    this.population?.addStatistics(seen ?? stats);
+    if (track) this.numBatchesTracked += chunks.length;
+    if (seen) this.population!.addStatistics(seen);
+    else for (const chunk of stats) this.population?.addStatistics(chunk);
     this.saved = {
       g,
       x: keep || (xOp as number),
       tensor: x instanceof WasmTensor ? x : null,
-      mean64: stats.mean,
-      invstd64: stats.invstd,
+      mean64: concat(stats.map((s) => s.mean)),
+      invstd64: concat(stats.map((s) => s.invstd)),
       batchStats,
       frozenVar: null,
+      chunks,
+      renorm: renorm.some(Boolean) ? renorm : null,
     };
     return y;
   }
@@ -403,7 +461,7 @@ export class BatchNorm {
       if (seen) this.population!.addStatistics(seen);
     }
     const frozenVar = this.engine.memory.floats(running.variance, g.c).slice();
-    this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats: false, frozenVar };
+    this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats: false, frozenVar, chunks: chunksOf(g, null), renorm: null };
     return y;
   }
 
@@ -504,6 +562,27 @@ export class BatchNorm {
   }
 
   /**
+   * Ghost batch k's running-average factor (the counter has counted the chunks before it) and, with
+   * batch renormalization past its warm-up, the engine hook, which records r and d in `renorm`.
+   */
+  private chunkStep(k: number, p: Params, track: boolean, renorm: (RenormChunk | null)[]): { factor: number | null; reweight: Reweight | null } {
+    const counter = this.numBatchesTracked + (track ? k : 0);
+    const factor = track ? this.momentum ?? 1 / (counter + 1) : null;
+    const s = this.training && p.running ? this.renormSettings : null;
+    if (!s || counter < s.warmupSteps) {
+      renorm.push(null);
+      return { factor, reweight: null };
+    }
+    const memory = this.engine.memory;
+    const c = this.numFeatures;
+    const floats = (op: Operand | null) => (op === null ? null : memory.floats(op, c));
+    const read = () => ({
+      runningMean: floats(p.running!.mean)!, runningVar: floats(p.running!.variance)!, weight: floats(p.weight), bias: floats(p.bias),
+    });
+    return { factor, reweight: renormalize(s, this.eps, read, (chunk) => renorm.push(chunk)) };
+  }
+
+  /**
    * Gradients of the last forward for `dy`: returns dx and, with affine, adds dweight and dbias to
    * `weightGrad` and `biasGrad` (created on the first call after `zeroGrad()`), as PyTorch
    * accumulates `.grad`. Through batch statistics the gradient flows through them too. After a
@@ -548,7 +627,9 @@ export class BatchNorm {
     const engine = this.engine;
     const sc = engine.scratch(g.c);
     const dx = new Float32Array(g.length);
-    const { dweight, dbias } = yield* engine.backward(dyOp, saved.x, dx, g, sc, p.weight, saved.mean64, saved.invstd64, saved.batchStats);
+    const { dweight, dbias } = yield* backwardChunks(
+      engine, dyOp, saved.x, dx, saved.chunks, sc, p.weight, saved.mean64, saved.invstd64, saved.batchStats, saved.renorm,
+    );
     this.accumulate(wg, bg, dweight, dbias);
     return dx;
   }
@@ -649,6 +730,8 @@ export class BatchNorm {
       runningMean: json(p.running && p.running.mean),
       runningVar: json(p.running && p.running.variance),
       numBatchesTracked: this.numBatchesTracked,
+      ...(this.virtualBatchSize !== null ? { virtualBatchSize: this.virtualBatchSize } : {}),
+      ...(this.renormSettings ? { renorm: { ...this.renormSettings } } : {}),
     };
   }
 
@@ -730,6 +813,8 @@ export class BatchNorm {
         runningVariance: checkRunningVariance(j.runningVariance, "json.runningVariance"),
         trackRunningStats: buffers,
         layout: checkLayout(j.layout, "json.layout"),
+        virtualBatchSize: checkVirtualBatchSize(j.virtualBatchSize, "json.virtualBatchSize"),
+        renorm: checkRenorm(j.renorm, "json.renorm"),
       },
       trackRunningStats: checkBoolean("json.trackRunningStats", j.trackRunningStats, true),
       weight: per("weight", scale),
@@ -752,19 +837,19 @@ export class BatchNorm {
   }
 
   /** Adds this backward's gradients to the accumulated ones (resolved `wg`/`bg`), or starts them. */
-  private accumulate(wg: Operand | null, bg: Operand | null, dweight: Float32Array, dbias: Float32Array): void {
+  private accumulate(wg: Operand | null, bg: Operand | null, dweight: ArrayLike<number>, dbias: ArrayLike<number>): void {
     const memory = this.engine.memory;
-    const add = (to: Operand, d: Float32Array): void => {
+    const add = (to: Operand, d: ArrayLike<number>): void => {
       const sum = memory.floats(to, this.numFeatures);
       for (let i = 0; i < d.length; i++) sum[i] += d[i];
     };
     // a module without weight (bias) has no gradient for it, as a Keras layer without scale (center)
     if (this.scale) {
-      if (wg === null) this.weightGrad = dweight;
+      if (wg === null) this.weightGrad = Float32Array.from(dweight);
       else add(wg, dweight);
     }
     if (this.center) {
-      if (bg === null) this.biasGrad = dbias;
+      if (bg === null) this.biasGrad = Float32Array.from(dbias);
       else add(bg, dbias);
     }
   }
