@@ -8,10 +8,12 @@
 // where that output was <= 0 (the mask is recomputed from x, never stored).
 import type { Backend } from "./index.js";
 import { Engine, Operand, Running, Steps } from "./engine.js";
+import { backwardChunks, chunksOf, concat, forwardChunks } from "./ghost.js";
 import { WasmMemory, WasmTensor } from "./memory.js";
 import {
-  Activation, Layout, Tensor, checkActivation, checkBatchStats, checkBoolean, checkChannels, checkDisjoint, checkEps, checkKeys, checkLayout,
-  checkMomentum, checkOut, checkRunningVariance, checkTensor, describe, geometry, RunningVariance,
+  Activation, Layout, Tensor, checkActivation, checkBoolean, checkChannels, checkChunkChannels, checkChunkStats, checkDisjoint, checkEps,
+  checkKeys, checkLayout, checkMomentum, checkOut, checkRunningVariance, checkTensor, checkVirtualBatchSize, describe, geometry,
+  RunningVariance,
 } from "./validate.js";
 
 /**
@@ -61,6 +63,16 @@ export interface BatchNormOptions {
    * itself (in place) but must not otherwise share memory with any argument. Default a new Float32Array.
    */
   out?: Tensor | null;
+  /**
+   * Ghost batches, with `training: true`: the batch is cut into consecutive chunks of this many
+   * samples along N (the last chunk holds the rest; a size >= N is one chunk), each normalized with
+   * its own statistics, the running statistics updated once per chunk in order with `momentum`: the
+   * call made on each chunk in turn. Every chunk needs more than one value per channel. `mean` and
+   * `invstd` then hold C values per chunk, chunk after chunk (`chunks * C`, chunks = ceil(N / size)).
+   * Ignored with `training: false` (also without running statistics: the whole batch's statistics).
+   * An integer >= 1, or `null` for none. Default `null`.
+   */
+  virtualBatchSize?: number | null;
 }
 
 /** What {@link Backend.batchNorm} returns. */
@@ -68,11 +80,12 @@ export interface BatchNormResult {
   /** The output: `out`'s data when given (a WasmTensor's current view), else a new Float32Array. */
   y: Float32Array;
   /**
-   * Per-channel mean the forward normalized with (length C, its own ArrayBuffer; NaN for an empty
-   * batch). Pass this very array to backward: it also carries the mean's low part, for precision.
+   * Per-channel mean the forward normalized with (length C, or C per ghost batch with
+   * `virtualBatchSize`; its own ArrayBuffer; NaN for an empty batch). Pass this very array to
+   * backward: it also carries the mean's low part, for precision.
    */
   mean: Float32Array;
-  /** Per-channel 1 / sqrt(var + eps) the forward normalized with (length C, its own ArrayBuffer). */
+  /** Per-channel 1 / sqrt(var + eps) the forward normalized with (laid out as `mean`; its own ArrayBuffer). */
   invstd: Float32Array;
 }
 
@@ -112,6 +125,11 @@ export interface BatchNormBackwardOptions {
   activation?: Activation;
   /** Destination for dx; may be dy or x itself, and must not otherwise share memory with any argument. Default a new Float32Array. */
   out?: Tensor | null;
+  /**
+   * The forward's `virtualBatchSize`: with `training: true`, backward runs per ghost batch and
+   * `mean` and `invstd` hold the forward's C values per chunk. Ignored with `training: false`. Default `null`.
+   */
+  virtualBatchSize?: number | null;
 }
 
 /** What {@link Backend.batchNormBackward} returns. */
@@ -140,9 +158,11 @@ const INVSTD = Symbol("float64 invstd");
 
 const FORWARD_OPTIONS: ReadonlySet<string> = new Set([
   "shape", "layout", "weight", "bias", "runningMean", "runningVar", "training", "momentum", "runningVariance", "eps", "activation", "out",
+  "virtualBatchSize",
 ]);
 const BACKWARD_OPTIONS: ReadonlySet<string> = new Set([
   "shape", "layout", "weight", "bias", "eps", "training", "mean", "invstd", "runningMean", "runningVar", "activation", "out",
+  "virtualBatchSize",
 ]);
 
 /** What a call returns for its `out` (resolved to `op`): a WasmTensor's view, a fresh view if growth detached `out`, else `out`. */
@@ -178,6 +198,7 @@ function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): 
   const biased = checkRunningVariance(options.runningVariance) === "biased";
   const eps = checkEps(options.eps);
   const relu = checkActivation(options.activation) === "relu";
+  const virtualBatchSize = checkVirtualBatchSize(options.virtualBatchSize);
   const out = checkOut("out", options.out, length, memory);
   if (out !== null) {
     checkDisjoint(out, length, "x", xOp, length, true);
@@ -188,20 +209,24 @@ function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): 
   }
   const running: Running | null = runningMean !== null ? { mean: runningMean, variance: runningVar!, biased } : null;
   const batchStats = training || !running;
-  if (batchStats) checkBatchStats(g);
+  const chunks = chunksOf(g, training ? virtualBatchSize : null);
+  if (batchStats) checkChunkStats(chunks);
 
   if (length === 0) {
     const y = out !== null ? resultOf(memory, options.out!, out, 0) : new Float32Array(0);
-    return { y, mean: new Float32Array(g.c).fill(NaN), invstd: new Float32Array(g.c).fill(NaN) };
+    return { y, mean: new Float32Array(chunks.length * g.c).fill(NaN), invstd: new Float32Array(chunks.length * g.c).fill(NaN) };
   }
   const sc = engine.scratch(g.c);
   const y = out ?? new Float32Array(length);
-  const stats = yield* engine.forward(xOp, y, g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null, relu);
-  const mean = new Float32Array(stats.mean);
-  const invstd = new Float32Array(stats.invstd);
+  const factor = training && running ? momentum : null;
+  const stats = yield* forwardChunks(engine, xOp, y, chunks, sc, weight, bias, eps, batchStats, running, () => ({ factor, reweight: null }), relu);
+  const mean64 = concat(stats.map((s) => s.mean));
+  const mean = new Float32Array(mean64);
+  const invstd64 = concat(stats.map((s) => s.invstd));
+  const invstd = new Float32Array(invstd64);
   // the low part matters only to a backward through batch statistics, the f64 invstd only to its ReLU mask
-  if (batchStats) Object.defineProperty(mean, LOW, { value: Array.from(stats.mean, (m, i) => m - mean[i]) });
-  if (batchStats && relu) Object.defineProperty(invstd, INVSTD, { value: stats.invstd });
+  if (batchStats) Object.defineProperty(mean, LOW, { value: Array.from(mean64, (m, i) => m - mean[i]) });
+  if (batchStats && relu) Object.defineProperty(invstd, INVSTD, { value: invstd64 });
   return { y: out !== null ? resultOf(memory, options.out!, out, length) : (y as Float32Array), mean, invstd };
 }
 
@@ -227,11 +252,14 @@ function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options:
   const eps = checkEps(options.eps);
   const relu = checkActivation(options.activation) === "relu";
   const bias = checkChannels("bias", options.bias, g.c, memory);
+  const virtualBatchSize = checkVirtualBatchSize(options.virtualBatchSize);
   const out = checkOut("out", options.out, length, memory);
-  // the forward's statistics: its batch mean and invstd (training), or the running ones
+  // the forward's statistics: its batch mean and invstd per ghost batch (training), or the running ones
+  const chunks = chunksOf(g, training ? virtualBatchSize : null);
+  const rows = chunks.length * g.c;
   const [meanName, spreadName] = training ? ["mean", "invstd"] as const : ["runningMean", "runningVar"] as const;
-  const mean = checkChannels(meanName, options[meanName], g.c, memory);
-  const spread = checkChannels(spreadName, options[spreadName], g.c, memory);
+  const mean = checkChunkChannels(meanName, options[meanName], g.c, chunks.length, virtualBatchSize, memory);
+  const spread = checkChunkChannels(spreadName, options[spreadName], g.c, chunks.length, virtualBatchSize, memory);
   if (!mean || !spread) {
     const missing = mean ? spreadName : meanName;
     const hint = training ? "with training: true (pass the mean and invstd batchNorm returned)" : "with training: false";
@@ -242,19 +270,19 @@ function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options:
     checkDisjoint(out, length, "x", xOp, length, true);
     checkDisjoint(out, length, "weight", weight, g.c, false);
     checkDisjoint(out, length, "bias", bias, g.c, false);
-    checkDisjoint(out, length, meanName, mean, g.c, false);
-    checkDisjoint(out, length, spreadName, spread, g.c, false);
+    checkDisjoint(out, length, meanName, mean, rows, false);
+    checkDisjoint(out, length, spreadName, spread, rows, false);
   }
 
   if (length === 0) {
     const dx = out !== null ? resultOf(memory, options.out!, out, 0) : new Float32Array(0);
     return { dx, dweight: new Float32Array(g.c), dbias: new Float32Array(g.c) };
   }
-  const mean64 = new Float64Array(memory.floats(mean, g.c));
+  const mean64 = new Float64Array(memory.floats(mean, rows));
   let invstd64: Float64Array;
   if (training) {
     const exact = options.invstd instanceof Float32Array ? (options.invstd as { [INVSTD]?: Float64Array })[INVSTD] : undefined;
-    invstd64 = exact ?? new Float64Array(memory.floats(spread, g.c));
+    invstd64 = exact?.length === rows ? exact : new Float64Array(memory.floats(spread, rows));
     const low = options.mean instanceof Float32Array ? (options.mean as { [LOW]?: number[] })[LOW] : undefined;
     if (low) for (let i = 0; i < low.length; i++) mean64[i] += low[i];
   } else {
@@ -262,6 +290,10 @@ function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options:
   }
   const sc = engine.scratch(g.c);
   const dx = out ?? new Float32Array(length);
-  const grads = yield* engine.backward(dyOp, xOp, dx, g, sc, weight, mean64, invstd64, training, relu ? { weight, bias } : null);
-  return { dx: out !== null ? resultOf(memory, options.out!, out, length) : (dx as Float32Array), ...grads };
+  const grads = yield* backwardChunks(engine, dyOp, xOp, dx, chunks, sc, weight, mean64, invstd64, training, null, relu ? { weight, bias } : null);
+  return {
+    dx: out !== null ? resultOf(memory, options.out!, out, length) : (dx as Float32Array),
+    dweight: new Float32Array(grads.dweight),
+    dbias: new Float32Array(grads.dbias),
+  };
 }

@@ -27,7 +27,7 @@ export type {
   KerasBatchNormalization, KerasBatchNormalizationOutput, OnnxBatchNormalization, OnnxBatchNormalizationOutput,
 } from "./conventions.js";
 export type { RunningStatsJSON, RunningStatsUpdateOptions, VarianceOptions } from "./running-stats.js";
-export type { Activation, Layout, RunningVariance, Tensor } from "./validate.js";
+export type { Activation, BatchRenormOptions, Layout, RunningVariance, Tensor } from "./validate.js";
 export type { BackendName } from "./kernels.js";
 export type { FoldBatchNormParams, FoldLayer, FoldResult, FoldValues } from "./fold.js";
 export { WasmTensor } from "./memory.js";
@@ -134,6 +134,15 @@ export class Backend {
   constructor(engine: Engine) {
     this.engine = engine;
     this.backend = engine.name;
+    const Stats = (this.RunningStats = class extends RunningStatsBase {
+      constructor(numFeatures: number) {
+        super(engine, numFeatures);
+      }
+      static fromJSON(json: RunningStatsJSON | string): RunningStatsBase {
+        const j = RunningStatsBase.validateJSON(json);
+        return new this(j.numFeatures).load(j);
+      }
+    });
     this.BatchNorm = class extends BatchNormModule {
       constructor(numFeatures: number, options?: BatchNormModuleOptions) {
         super(engine, numFeatures, options);
@@ -150,14 +159,8 @@ export class Backend {
         const j = fromOnnx(node);
         return new this(j.numFeatures, j.options).adopt(j);
       }
-    };
-    this.RunningStats = class extends RunningStatsBase {
-      constructor(numFeatures: number) {
-        super(engine, numFeatures);
-      }
-      static fromJSON(json: RunningStatsJSON | string): RunningStatsBase {
-        const j = RunningStatsBase.validateJSON(json);
-        return new this(j.numFeatures).load(j);
+      protected newRunningStats(): RunningStatsBase {
+        return new Stats(this.numFeatures);
       }
     };
   }

@@ -255,6 +255,29 @@ describe.each(BACKENDS)("fused ReLU options, %s backend", (name) => {
     expect(() => bn.batchNormBackward(x, x, { shape, mean: r.mean, invstd: r.invstd, activation: "relu", bias: [1, 2, 3] as never })).toThrow(/^bias: /);
   });
 
+  it("with ghost batches each chunk is masked with its own statistics; renorm and freeze are refused", async () => {
+    const bn = await backend(name);
+    const shape = [10, 3, 8];
+    const x = randn(240, 5, 2, 0.3), dy = randn(240, 6);
+    const layer = new bn.BatchNorm(3, { virtualBatchSize: 4, activation: "relu" });
+    const plain = new bn.BatchNorm(3, { virtualBatchSize: 4 });
+    const y = layer.forward(x, shape);
+    const before = plain.forward(x, shape);
+    expect(Array.from(y)).toEqual(Array.from(before, (v) => (v < 0 ? 0 : v)));
+    const misses: string[] = [];
+    sameValues("ghost dx", layer.backward(dy), plain.backward(masked(dy, y)), misses);
+    sameValues("ghost dweight", layer.weightGrad!, plain.weightGrad!, misses);
+    const f = bn.batchNorm(x, { shape, virtualBatchSize: 4, activation: "relu" });
+    const g = bn.batchNormBackward(dy, x, { shape, mean: f.mean, invstd: f.invstd, virtualBatchSize: 4, activation: "relu" });
+    sameValues("functional ghost dx", g.dx, bn.batchNormBackward(masked(dy, f.y), x, { shape, mean: f.mean, invstd: f.invstd, virtualBatchSize: 4 }).dx, misses);
+    expect(misses).toEqual([]);
+    expect(() => new bn.BatchNorm(3, { activation: "relu", renorm: { rMax: 2, dMax: 1 } })).toThrow(/^activation: 'relu' is not supported with renorm$/);
+    expect(() => (layer.renorm = { rMax: 2, dMax: 1 })).toThrow(/^renorm: not supported with activation 'relu'$/);
+    expect(layer.renorm).toBe(null);
+    expect(() => layer.freeze()).toThrow(/^freeze: not supported with activation 'relu'$/);
+    expect(layer.frozen).toBe(false);
+  });
+
   it("'none' is the default and the same as no activation; the module keeps its activation through JSON", async () => {
     const bn = await backend(name);
     const x = randn(60, 2, 2, 0.5), shape = [4, 3, 5];
