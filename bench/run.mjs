@@ -238,11 +238,11 @@ async function enginePath(bn, w, op, z) {
   if (op === "backward") {
     const mean64 = Float64Array.from(t.mean.data);
     const invstd64 = Float64Array.from(t.invstd.data);
-    fn = () => engine.run("bench", engine.backward(t.dy.ptr, t.x.ptr, t.out.ptr, g, engine.scratch(g.c), t.weight.ptr, mean64, invstd64, true));
+    fn = () => engine.run("bench", engine.backward(t.dy.ptr, t.x.ptr, t.out.ptr, g, engine.scratch(g.c), { weight: t.weight.ptr, mean: mean64, invstd: invstd64, training: true }));
   } else {
-    const running = { mean: t.runningMean.ptr, variance: t.runningVar.ptr };
+    const running = { mean: t.runningMean.ptr, variance: t.runningVar.ptr, biased: false };
     const train = op === "train";
-    fn = () => engine.run("bench", engine.forward(t.x.ptr, t.out.ptr, g, engine.scratch(g.c), t.weight.ptr, t.bias.ptr, EPS, train, running, train ? MOMENTUM : null));
+    fn = () => engine.run("bench", engine.forward(t.x.ptr, t.out.ptr, g, engine.scratch(g.c), { weight: t.weight.ptr, bias: t.bias.ptr, eps: EPS, stats: train ? "batch" : "running", running, factor: train ? MOMENTUM : null }));
   }
   try {
     t.out.data.fill(0);

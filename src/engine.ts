@@ -163,6 +163,55 @@ export interface Statistics {
  */
 export type Reweight = (mean: Float64Array, variance: Float64Array) => { weight: Float32Array; bias: Float32Array };
 
+/** Statistics a forward is given instead of computing them (SyncBN's merged ones): per channel, float64. */
+export interface GivenStatistics {
+  /** Values per channel behind them (for the running variance's n / (n - 1)). */
+  count: number;
+  mean: Float64Array;
+  /** Biased variance. */
+  variance: Float64Array;
+}
+
+/** What a forward pass normalizes with and what it updates (see {@link Engine.forward}). */
+export interface ForwardSpec {
+  weight: Operand | null;
+  bias: Operand | null;
+  eps: number;
+  /** The statistics: the batch's, `running`'s, or given ones. */
+  stats: "batch" | "running" | GivenStatistics;
+  running: Running | null;
+  /** Training with running statistics: running = (1 - f) * running + f * (batch or given). */
+  factor: number | null;
+  /** With batch statistics: the weight and bias to normalize with instead (batch renormalization). */
+  reweight?: Reweight | null;
+  /** y = max(0, y), in the same kernels. */
+  relu?: boolean;
+}
+
+/** What the reduce half of a backward pass needs (see {@link Engine.backwardReduce}). */
+export interface ReduceSpec {
+  /** The f64 mean and invstd the forward normalized with. */
+  mean: Float64Array;
+  invstd: Float64Array;
+  /** Through a fused ReLU: the forward's weight and bias. */
+  relu?: ReluMask | null;
+}
+
+/** Per-channel sums of a backward's reduce half. */
+export interface Reduced {
+  sumDy: Float64Array;
+  sumDyXc: Float64Array;
+}
+
+/** What a backward pass needs (see {@link Engine.backward}). */
+export interface BackwardSpec extends ReduceSpec {
+  weight: Operand | null;
+  /** The statistics came from the batch (the gradient flows through them). */
+  training: boolean;
+  /** SyncBN: the sums over every rank and their count, used instead of this tensor's own. */
+  reduced?: (Reduced & { count: number }) | null;
+}
+
 /** Steps of a pass or an API call: yield one job per part, resume when they are done, return the result. */
 export type Steps<T> = Generator<Job[], T, void>;
 type Pass<T> = Steps<T>;
@@ -286,18 +335,13 @@ export class Engine {
   }
 
   /**
-   * Forward pass from `x` to `y` (y may be x); returns the statistics it normalized with. With
-   * `batchStats` they come from the batch, otherwise from `running`. With `factor` (training with
-   * running statistics) those are updated in place: running = (1 - f) * running + f * batch, the
-   * variance unbiased as in torch unless `running.biased`. With `reweight` (and `batchStats`) the
+   * Forward pass from `x` to `y` (y may be x) as `o` says; returns the statistics it normalized with.
+   * With `o.factor` the running statistics are updated in place: running = (1 - f) * running + f *
+   * batch (or given), the variance unbiased as in torch unless `running.biased`. With `o.reweight` the
    * normalize pass takes the weight and bias it returns (the fused channels-first kernel is not used then).
-   * `relu`: y = max(0, y), in the same kernels.
    */
-  forward(
-    x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Operand | null, bias: Operand | null, eps: number,
-    batchStats: boolean, running: Running | null, factor: number | null, reweight: Reweight | null = null, relu = false,
-  ): Steps<Statistics> {
-    return this.forwardPass(x, y, g, sc, weight, bias, eps, batchStats, running, factor, reweight, relu, this.parts(g.length * 4));
+  forward(x: Operand, y: Operand, g: Geometry, sc: Scratch, o: ForwardSpec): Steps<Statistics> {
+    return this.forwardPass(x, y, g, sc, o, this.parts(g.length * 4));
   }
 
   /** The batch's mean and biased variance; `exact` sums in f64 throughout. */
@@ -316,34 +360,53 @@ export class Engine {
 
   /**
    * Backward pass from the f64 `mean` and `invstd` the forward normalized with: dx to `dx` (may be
-   * dy); returns dweight and dbias in f64 (the caller rounds). `training`: the statistics came from
-   * the batch, so the gradient flows through them. `relu`: through a fused ReLU (dy counts as 0 where
-   * the forward's output was <= 0), given the forward's weight and bias.
+   * dy); returns dweight and dbias in f64 (the caller rounds), from this tensor's sums or, with
+   * `o.reduced`, from the given ones. `o.training`: the statistics came from the batch, so the gradient
+   * flows through them. `o.relu`: through a fused ReLU (dy counts as 0 where the forward's output was
+   * <= 0), given the forward's weight and bias.
    */
-  backward(
-    dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Operand | null, mean: Float64Array,
-    invstd: Float64Array, training: boolean, relu: ReluMask | null = null,
-  ): Steps<{ dweight: Float64Array; dbias: Float64Array }> {
-    return this.backwardPass(dy, x, dx, g, sc, weight, mean, invstd, training, relu, this.parts(g.length * 4));
+  backward(dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, o: BackwardSpec): Steps<{ dweight: Float64Array; dbias: Float64Array }> {
+    return this.backwardPass(dy, x, dx, g, sc, o, this.parts(g.length * 4));
   }
 
-  private *forwardPass(
-    x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Operand | null, bias: Operand | null, eps: number,
-    batchStats: boolean, running: Running | null, factor: number | null, reweight: Reweight | null, relu: boolean, parts: number,
-  ): Pass<Statistics> {
+  /** The reduce half of backward alone: this tensor's sum(dy) and sum(dy * (x - mean)) per channel (SyncBN adds them over ranks). */
+  *backwardReduce(dy: Operand, x: Operand, g: Geometry, sc: Scratch, o: ReduceSpec): Steps<Reduced> {
+    const mask = this.prepareBackward(g, sc, o);
+    const temps: number[] = [];
+    try {
+      const blocks = this.blocks(g, dy, x);
+      const bufDy = typeof dy === "number" ? 0 : this.alloc(blocks[0].length, temps);
+      const bufX = typeof x === "number" ? 0 : this.alloc(blocks[0].length, temps);
+      yield* this.reduceBlocks(dy, x, g, sc, blocks, bufDy, bufX, mask, this.parts(g.length * 4));
+    } finally {
+      this.release(temps);
+    }
+    return { sumDy: this.f64(sc.sumDy, g.c).slice(), sumDyXc: this.f64(sc.sumDyXc, g.c).slice() };
+  }
+
+
+  private *forwardPass(x: Operand, y: Operand, g: Geometry, sc: Scratch, o: ForwardSpec, parts: number): Pass<Statistics> {
     const k = this.kernels;
     const ex = this.executor;
     const { c } = g;
-    let w = this.stageChannels(weight, sc.weight, c);
-    let b = this.stageChannels(bias, sc.bias, c);
-    if (batchStats && !reweight && !g.rows && typeof x === "number" && typeof y === "number" && (parts === 1 || c >= parts)) {
+    const { eps, running, factor, reweight } = o;
+    const relu = o.relu ?? false;
+    const given = typeof o.stats === "object" ? o.stats : null;
+    const batchStats = o.stats !== "running";
+    let w = this.stageChannels(o.weight, sc.weight, c);
+    let b = this.stageChannels(o.bias, sc.bias, c);
+    if (o.stats === "batch" && !reweight && !g.rows && typeof x === "number" && typeof y === "number" && (parts === 1 || c >= parts)) {
       // both in wasm memory: statistics and normalize fused per channel group, split by channel
       const group = Math.max(1, Math.floor(Engine.groupBytes / (g.n * g.s * 4)));
       yield this.slices(g, this.whole(g), sc, parts).map((sl) => [
         ex.call("forwardTrainChannelsFirst", x, y, g.n, c, g.s, sl.c0, sl.c1, group, eps, w, b, sc.mean, sc.variance, sc.invstd, sc.coef, +relu),
       ]);
     } else {
-      if (batchStats) {
+      if (given) {
+        this.f64(sc.mean, c).set(given.mean);
+        this.f64(sc.variance, c).set(given.variance);
+        k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, 0, eps, w, b, sc.coef, sc.invstd);
+      } else if (batchStats) {
         yield* this.statsPass(x, g, sc, false, parts);
         if (reweight) {
           const r = reweight(this.f64(sc.mean, c).slice(), this.f64(sc.variance, c).slice());
@@ -358,7 +421,7 @@ export class Engine {
       }
       const temps: number[] = [];
       try {
-        const blocks = this.blocks(g, x, y);
+        const blocks = g.length ? this.blocks(g, x, y) : []; // empty: a rank of SyncBN with no data
         const bufX = typeof x === "number" ? 0 : this.alloc(blocks[0].length, temps);
         const bufY = typeof y === "number" ? 0 : bufX || this.alloc(blocks[0].length, temps);
         for (const blk of blocks) {
@@ -374,11 +437,12 @@ export class Engine {
     if (!batchStats) {
       return this.statistics(sc, 0, this.stageChannels(running!.mean, sc.runningMean, c), this.stageChannels(running!.variance, sc.runningVar, c), sc.invstd);
     }
-    const stats = this.statistics(sc, g.count, sc.mean, sc.variance, sc.invstd);
+    const count = given ? given.count : g.count;
+    const stats = this.statistics(sc, count, sc.mean, sc.variance, sc.invstd);
     if (running && factor !== null) {
       const rm = this.stageChannels(running.mean, sc.runningMean, c);
       const rv = this.stageChannels(running.variance, sc.runningVar, c);
-      k.updateRunning(0, c, sc.mean, sc.variance, running.biased ? 1 : g.count / (g.count - 1), factor, rm, rv);
+      k.updateRunning(0, c, sc.mean, sc.variance, running.biased ? 1 : count / (count - 1), factor, rm, rv);
       if (typeof running.mean !== "number") running.mean.set(this.memory.f32(rm, c));
       if (typeof running.variance !== "number") running.variance.set(this.memory.f32(rv, c));
     }
@@ -432,22 +496,55 @@ export class Engine {
     }
   }
 
+  /** The forward's f64 mean and invstd into the scratch rows, and the mask block for a fused ReLU (0: none). */
+  private prepareBackward(g: Geometry, sc: Scratch, o: ReduceSpec): number {
+    const { c } = g;
+    const k = this.kernels;
+    this.f64(sc.mean, c).set(o.mean);
+    this.f64(sc.invstd, c).set(o.invstd);
+    k.splitMeans(c, 0, c, sc.mean, sc.coef);
+    // the forward's block, whose outputs the kernels recompute from x to mask dy
+    if (!o.relu) return 0;
+    k.maskCoefficients(c, 0, c, sc.mean, sc.invstd, this.stageChannels(o.relu.weight, sc.weight, c), this.stageChannels(o.relu.bias, sc.bias, c), sc.mask);
+    return sc.mask;
+  }
+
+  /** sum(dy) and sum(dy * (x - mean)) of every block into the scratch rows sumDy and sumDyXc. */
+  private *reduceBlocks(
+    dy: Operand, x: Operand, g: Geometry, sc: Scratch, blocks: Block[], bufDy: number, bufX: number, mask: number, parts: number,
+  ): Pass<void> {
+    const { c } = g;
+    // the reduce kernels add into the sums: blocks and parts add up, the parts' own rows last, in order
+    for (const p of sc.parts) {
+      this.f64(p.sumDy, c).fill(0);
+      this.f64(p.sumDyXc, c).fill(0);
+    }
+    for (const blk of blocks) {
+      const gAt = this.stage(dy, blk, bufDy);
+      const xAt = this.stage(x, blk, bufX);
+      yield this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts).map((sl) => [
+        this.rangeCall("backwardReduce", g, blk, sl, [gAt, xAt], [sc.mean, sl.rows.sumDy, sl.rows.sumDyXc, mask]),
+      ]);
+    }
+    for (let p = 1; p < sc.parts.length; p++) {
+      const [sumDy, sumDyXc] = [this.f64(sc.sumDy, c), this.f64(sc.sumDyXc, c)];
+      const [a, b] = [this.f64(sc.parts[p].sumDy, c), this.f64(sc.parts[p].sumDyXc, c)];
+      for (let ch = 0; ch < c; ch++) {
+        sumDy[ch] += a[ch];
+        sumDyXc[ch] += b[ch];
+      }
+    }
+  }
+
   private *backwardPass(
-    dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Operand | null, mean: Float64Array,
-    invstd: Float64Array, training: boolean, relu: ReluMask | null, parts: number,
+    dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, o: BackwardSpec, parts: number,
   ): Pass<{ dweight: Float64Array; dbias: Float64Array }> {
     const k = this.kernels;
     const { c } = g;
-    this.f64(sc.mean, c).set(mean);
-    this.f64(sc.invstd, c).set(invstd);
-    // the forward's block, whose outputs the kernels recompute from x to mask dy (0: no ReLU)
-    let mask = 0;
-    if (relu) {
-      k.maskCoefficients(c, 0, c, sc.mean, sc.invstd, this.stageChannels(relu.weight, sc.weight, c), this.stageChannels(relu.bias, sc.bias, c), sc.mask);
-      mask = sc.mask;
-    }
-    const w = this.stageChannels(weight, sc.weight, c);
-    k.splitMeans(c, 0, c, sc.mean, sc.coef);
+    const { training, reduced } = o;
+    // the mask's weight and bias share the staging rows with the weight: stage the weight after it
+    const mask = this.prepareBackward(g, sc, o);
+    const w = this.stageChannels(o.weight, sc.weight, c);
     const temps: number[] = [];
     try {
       const blocks = this.blocks(g, dy, x, dx);
@@ -455,27 +552,13 @@ export class Engine {
       const bufDy = typeof dy === "number" ? 0 : this.alloc(size, temps);
       const bufX = typeof x === "number" ? 0 : this.alloc(size, temps);
       const bufDx = typeof dx === "number" ? 0 : bufDy || this.alloc(size, temps);
-      // the reduce kernels add into the sums: blocks and parts add up, the parts' own rows last, in order
-      for (const p of sc.parts) {
-        this.f64(p.sumDy, c).fill(0);
-        this.f64(p.sumDyXc, c).fill(0);
+      if (reduced) {
+        this.f64(sc.sumDy, c).set(reduced.sumDy);
+        this.f64(sc.sumDyXc, c).set(reduced.sumDyXc);
+      } else {
+        yield* this.reduceBlocks(dy, x, g, sc, blocks, bufDy, bufX, mask, parts);
       }
-      for (const blk of blocks) {
-        const gAt = this.stage(dy, blk, bufDy);
-        const xAt = this.stage(x, blk, bufX);
-        yield this.slices(g, blk, sc, blocks.length > 1 ? 1 : parts).map((sl) => [
-          this.rangeCall("backwardReduce", g, blk, sl, [gAt, xAt], [sc.mean, sl.rows.sumDy, sl.rows.sumDyXc, mask]),
-        ]);
-      }
-      for (let p = 1; p < sc.parts.length; p++) {
-        const [sumDy, sumDyXc] = [this.f64(sc.sumDy, c), this.f64(sc.sumDyXc, c)];
-        const [a, b] = [this.f64(sc.parts[p].sumDy, c), this.f64(sc.parts[p].sumDyXc, c)];
-        for (let ch = 0; ch < c; ch++) {
-          sumDy[ch] += a[ch];
-          sumDyXc[ch] += b[ch];
-        }
-      }
-      k.backwardCoefficients(c, 0, c, g.count, sc.sumDy, sc.sumDyXc, sc.invstd, w, training ? 1 : 0, sc.coef, sc.dweight);
+      k.backwardCoefficients(c, 0, c, reduced ? reduced.count : g.count, sc.sumDy, sc.sumDyXc, sc.invstd, w, training ? 1 : 0, sc.coef, sc.dweight);
       for (const blk of blocks) {
         const dst = typeof dx === "number" ? dx + blk.offset * 4 : bufDx;
         const gAt = this.stage(dy, blk, bufDy);
@@ -495,6 +578,7 @@ export class Engine {
     }
     return { dweight: this.f64(sc.dweight, c).slice(), dbias: this.f64(sc.sumDy, c).slice() };
   }
+
 
   /** normalize (or eval-mode dx = dy * k1) on one part of a block; `relu`: clamped at 0. */
   private normalizeCall(x: number, y: number, g: Geometry, blk: Block, sl: Slice, sc: Scratch, relu: boolean): readonly number[] {

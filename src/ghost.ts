@@ -63,7 +63,8 @@ export function* forwardChunks(
   const stats: Statistics[] = [];
   for (const [k, ch] of chunks.entries()) {
     const { factor, reweight } = step(k);
-    stats.push(yield* engine.forward(chunkOf(x, ch), chunkOf(y, ch), ch.g, sc, weight, bias, eps, batchStats, running, factor, reweight, relu));
+    const o = { weight, bias, eps, stats: batchStats ? "batch" : "running", running, factor, reweight, relu } as const;
+    stats.push(yield* engine.forward(chunkOf(x, ch), chunkOf(y, ch), ch.g, sc, o));
   }
   return stats;
 }
@@ -86,7 +87,8 @@ export function* backwardChunks(
     const rows = (a: Float64Array) => a.subarray(k * c, (k + 1) * c);
     const rn = renorm?.[k];
     const w = rn ? rn.weight : weight;
-    const g = yield* engine.backward(chunkOf(dy, ch), chunkOf(x, ch), chunkOf(dx, ch), ch.g, sc, w, rows(mean), rows(invstd), training, relu);
+    const o = { weight: w, mean: rows(mean), invstd: rows(invstd), training, relu };
+    const g = yield* engine.backward(chunkOf(dy, ch), chunkOf(x, ch), chunkOf(dx, ch), ch.g, sc, o);
     for (let i = 0; i < c; i++) {
       dweight[i] += rn ? rn.r[i] * g.dweight[i] + rn.d[i] * g.dbias[i] : g.dweight[i];
       dbias[i] += g.dbias[i];

@@ -477,7 +477,7 @@ export class BatchNorm {
     const y = new Float32Array(g.length);
     if (g.length > 0) {
       const seen = yield* this.populationPass(xOp, g, false);
-      yield* this.engine.forward(xOp, y, g, this.engine.scratch(g.c), p.weight, p.bias, this.eps, false, running, null);
+      yield* this.engine.forward(xOp, y, g, this.engine.scratch(g.c), { weight: p.weight, bias: p.bias, eps: this.eps, stats: "running", running, factor: null });
       if (seen) this.population!.addStatistics(seen);
     }
     const frozenVar = this.engine.memory.floats(running.variance, g.c).slice();
@@ -664,7 +664,7 @@ export class BatchNorm {
     const dx = new Float32Array(g.length);
     if (g.length === 0) return dx;
     const scaleOnly = { mean: new Float32Array(g.c), variance: frozenVar, biased: false }; // read, never updated
-    yield* this.engine.forward(dyOp, dx, g, this.engine.scratch(g.c), p.weight, null, this.eps, false, scaleOnly, null);
+    yield* this.engine.forward(dyOp, dx, g, this.engine.scratch(g.c), { weight: p.weight, bias: null, eps: this.eps, stats: "running", running: scaleOnly, factor: null });
     return dx;
   }
 
