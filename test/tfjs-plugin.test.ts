@@ -6,11 +6,15 @@
 //   and without it, in inference, in a training-mode forward and in a trainOnBatch step;
 // - the NCHW `axis: 1` model (and an NCL one) gives the float64 reference's answer with it, and
 //   without it the wrong one tfjs gives today (tfjs#1106);
-// - what falls back to tfjs's own kernel, registration, restoring and errors.
+// - what falls back to tfjs's own kernel, registration, restoring and errors; the declarations accept
+//   tfjs-core's module as `tf` (test/types/tfjs-usage.ts).
 // tfjs-core's Node bundle leaves out the gradients; they load through the resolve hook that
 // bench/peers uses (tfjs-gradients-hook.mjs), as ES modules registering into tfjs's global registry.
+import { execFile } from "node:child_process";
 import { createRequire, register } from "node:module";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { init, type Backend } from "../src/index.js";
 import { registerTfjsKernels, unregisterTfjsKernels, type Tfjs, type TfjsBackendName } from "../src/tfjs.js";
@@ -434,3 +438,10 @@ describe("registration", () => {
     expect(() => unregisterTfjsKernels(tf, ["gpu"] as never)).toThrow(TypeError);
   });
 });
+
+it("the declarations accept tfjs-core's module and reject what the runtime rejects (test/types/tfjs-usage.ts)", async () => {
+  const tsc = require.resolve("typescript/bin/tsc");
+  const project = fileURLToPath(new URL("./types/tsconfig.tfjs.json", import.meta.url));
+  const run = promisify(execFile)(process.execPath, [tsc, "-p", project], { encoding: "utf8" });
+  await expect(run.then(({ stdout }) => stdout, (e: { stdout: string }) => e.stdout)).resolves.toBe("");
+}, 60_000);
