@@ -4,17 +4,22 @@
 // subpath only. Statistics of one value per channel of one axis are computed here, with NumPy's
 // broadcasting (the last axis: channels-last; any other, e.g. [1, C, 1, 1] on NCHW: channels-first,
 // which tfjs's own kernels get wrong, tfjs#1106); any other input goes to tfjs's own kernel.
+/**
+ * `wasm-batchnorm/tfjs`: the TensorFlow.js kernel plugin ({@link registerTfjsKernels}).
+ * @packageDocumentation
+ * @mergeModuleWith <project>
+ */
 import { init, type Backend } from "./index.js";
 import { checkKeys, describe, type Layout } from "./validate.js";
 
-/** The part of a TensorFlow.js TensorInfo (a tensor's handle inside a kernel) that the plugin reads. */
+/** (`wasm-batchnorm/tfjs`) The part of a TensorFlow.js TensorInfo (a tensor's handle inside a kernel) that the plugin reads. */
 export interface TfjsTensorInfo {
   dataId: object;
   shape: number[];
   dtype: string;
 }
 
-/** A TensorFlow.js kernel registration (tfjs-core's `KernelConfig`), as far as the plugin uses it. */
+/** (`wasm-batchnorm/tfjs`) A TensorFlow.js kernel registration (tfjs-core's `KernelConfig`), as far as the plugin uses it. */
 export interface TfjsKernelConfig {
   kernelName: string;
   backendName: string;
@@ -23,17 +28,17 @@ export interface TfjsKernelConfig {
   disposeFunc?(backend: unknown): unknown;
 }
 
-/** The three kernel-registry functions of `@tensorflow/tfjs-core` (or `@tensorflow/tfjs`) the plugin calls. */
+/** (`wasm-batchnorm/tfjs`) The three kernel-registry functions of `@tensorflow/tfjs-core` (or `@tensorflow/tfjs`) the plugin calls. */
 export interface Tfjs {
   getKernel(kernelName: string, backendName: string): TfjsKernelConfig | undefined;
   registerKernel(config: TfjsKernelConfig): void;
   unregisterKernel(kernelName: string, backendName: string): void;
 }
 
-/** The TensorFlow.js backends whose tensor storage the plugin reads: `'cpu'` and `'wasm'`. */
+/** (`wasm-batchnorm/tfjs`) The TensorFlow.js backends whose tensor storage the plugin reads: `'cpu'` and `'wasm'`. */
 export type TfjsBackendName = "cpu" | "wasm";
 
-/** Options of {@link registerTfjsKernels}. */
+/** (`wasm-batchnorm/tfjs`) Options of {@link registerTfjsKernels}. */
 export interface TfjsKernelOptions {
   /**
    * The TensorFlow.js backends whose FusedBatchNorm kernel to replace, each `'cpu'` or `'wasm'` and
@@ -48,7 +53,7 @@ export interface TfjsKernelOptions {
   bn?: Backend;
 }
 
-/** What {@link registerTfjsKernels} resolves to. */
+/** (`wasm-batchnorm/tfjs`) What {@link registerTfjsKernels} resolves to. */
 export interface TfjsKernels {
   /** The tfjs backends now running the plugin's kernel. */
   readonly backends: readonly TfjsBackendName[];
@@ -172,7 +177,7 @@ function checkBackends(v: unknown): TfjsBackendName[] | undefined {
 }
 
 /**
- * Replaces TensorFlow.js's `FusedBatchNorm` kernel on its cpu and wasm backends with this library's
+ * (`wasm-batchnorm/tfjs`) Replaces TensorFlow.js's `FusedBatchNorm` kernel on its cpu and wasm backends with this library's
  * inference kernel, so `tf.batchNorm` and tfjs-layers' BatchNormalization (inference, and training
  * through `tf.moments`) run it. Inputs are read from and written to the backend's own storage: no
  * copy on the cpu backend beyond this library's staging, one in and one out on the wasm backend.
@@ -226,7 +231,7 @@ export async function registerTfjsKernels(tf: Tfjs, options: TfjsKernelOptions =
 }
 
 /**
- * Puts TensorFlow.js's own FusedBatchNorm kernel back where {@link registerTfjsKernels} replaced it.
+ * (`wasm-batchnorm/tfjs`) Puts TensorFlow.js's own FusedBatchNorm kernel back where {@link registerTfjsKernels} replaced it.
  * @param tf the TensorFlow.js the plugin was registered in.
  * @param backends which of `'cpu'` and `'wasm'` to restore. Default both.
  * @returns the backends restored (those running the plugin's kernel; the others are left alone).
