@@ -10,7 +10,7 @@
  * @mergeModuleWith <project>
  */
 import { init, type Backend } from "./index.js";
-import { checkKeys, describe, type Layout } from "./validate.js";
+import { MAX_CHANNELS, checkKeys, describe, type Layout } from "./validate.js";
 
 /** (`wasm-batchnorm/tfjs`) The part of a TensorFlow.js TensorInfo (a tensor's handle inside a kernel) that the plugin reads. */
 export interface TfjsTensorInfo {
@@ -66,7 +66,6 @@ export interface TfjsKernels {
 const KERNEL = "FusedBatchNorm";
 const BACKENDS: readonly TfjsBackendName[] = ["cpu", "wasm"];
 const OPTIONS: ReadonlySet<string> = new Set(["backends", "bn"]);
-const MAX_CHANNELS = 2 ** 24;
 
 /** Each kernel config the plugin registered, and the tfjs kernel it replaced (to fall back to and restore). */
 const originals = new WeakMap<TfjsKernelConfig, TfjsKernelConfig>();
