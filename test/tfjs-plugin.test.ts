@@ -405,6 +405,28 @@ describe.each(TF_BACKENDS)("falling back to tfjs's kernel on the %s backend", (n
   });
 });
 
+describe("the wasm backend's heap", () => {
+  beforeAll(() => useBackend("wasm"));
+
+  it("growing while the output is made (which detaches views of it) still gives the right answer", async () => {
+    const heap = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer.byteLength;
+    // x larger than the heap's present size: once x is in, the output cannot fit without growing it
+    const c = 8;
+    const rows = Math.ceil(heap() / 4 / c) + (1 << 16);
+    const xs = new Float32Array(rows * c).map((_, i) => (i % c) + (i % 7));
+    const r = await withPlugin(true, "wasm", async () => {
+      const x = tf.tensor2d(xs, [rows, c]);
+      const before = heap();
+      const y = await tf.batchNorm(x, tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7]), tf.fill([c], 4), tf.fill([c], 1), undefined, EPS).data();
+      return { grew: heap() > before, y };
+    });
+    expect(r.ours).toBe(1);
+    expect(r.value.grew).toBe(true);
+    const expected = Array.from(xs, (v, i) => (v - (i % c)) / Math.sqrt(4 + EPS) + 1);
+    expectClose(r.value.y, expected, 1e-6);
+  });
+});
+
 describe("registration", () => {
   it("replaces FusedBatchNorm on the backends asked (default: cpu and wasm, with init()'s backend) and restores tfjs's own configs", async () => {
     const originals = TF_BACKENDS.map((b) => tf.getKernel("FusedBatchNorm", b));
