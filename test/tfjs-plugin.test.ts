@@ -389,6 +389,24 @@ describe.each(TF_BACKENDS)("falling back to tfjs's kernel on the %s backend", (n
     }
   });
 
+  it("an error from our kernel (an async call in flight on its backend) reaches the caller and leaves no output data behind", async () => {
+    const busy = await init({ backend: "scalar", threads: 1 });
+    const plugin = await registerTfjsKernels(tf, { backends: [name], bn: busy });
+    const [xs, m, v] = [x(), tf.zeros([5]), tf.ones([5])];
+    const dataIds = () => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+    try {
+      const pending = busy.batchNormAsync(new Float32Array(1 << 20), { shape: [1 << 14, 64] });
+      const before = dataIds();
+      expect(() => tf.batchNorm(xs, m, v)).toThrow(/an async call is in flight on this backend/);
+      expect(dataIds()).toBe(before);
+      await pending;
+      sameAnswers(await tf.batchNorm(xs, m, v).data(), Array.from(xs.dataSync(), (a) => a / Math.sqrt(1 + EPS)));
+    } finally {
+      plugin.unregister();
+      tf.dispose([xs, m, v]);
+    }
+  });
+
   it("leaves no tensor behind", async () => {
     const m = tf.tensor1d([1, 2, 3, 4, 5]);
     const v = tf.tensor1d([1, 2, 3, 4, 5]);
