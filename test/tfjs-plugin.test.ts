@@ -407,6 +407,16 @@ describe.each(TF_BACKENDS)("falling back to tfjs's kernel on the %s backend", (n
     }
   });
 
+  it("[C, 1, 1] statistics on NCHW (tf.batchNorm's own ranks): per channel of axis 1", async () => {
+    const xs = x();
+    const [m, v, o, sc] = [randn(3, 6), [0.5, 1, 2], randn(3, 7), randn(3, 8, 1, 1)];
+    const stat = (a: ArrayLike<number>) => tf.tensor3d(Array.from(a), [3, 1, 1]);
+    const r = await withPlugin(true, name, async () => tf.batchNorm(xs, stat(m), stat(v), stat(o), stat(sc), EPS).data());
+    expect(r.ours).toBe(1);
+    const expected = referenceForward(xs.dataSync(), { shape: [2, 3, 20], weight: sc, bias: o, runningMean: m, runningVar: v, training: false, eps: EPS }).y;
+    expect(checkBar("y", r.value, expected, 0)).toBeNull();
+  });
+
   it("leaves no tensor behind", async () => {
     const m = tf.tensor1d([1, 2, 3, 4, 5]);
     const v = tf.tensor1d([1, 2, 3, 4, 5]);
