@@ -6,10 +6,11 @@
 // momentum * batch, with the unbiased batch variance. See: Ioffe & Szegedy, "Batch Normalization", 2015.
 import type { Backend } from "./index.js";
 import { Engine, Operand, Running, Steps } from "./engine.js";
+import { backwardChunks, chunksOf, concat, forwardChunks } from "./ghost.js";
 import { WasmMemory, WasmTensor } from "./memory.js";
 import {
-  Layout, Tensor, checkBatchStats, checkBoolean, checkChannels, checkDisjoint, checkEps, checkKeys, checkLayout, checkMomentum,
-  checkOut, checkRunningVariance, checkTensor, describe, geometry, RunningVariance,
+  Layout, Tensor, checkBoolean, checkChannels, checkChunkChannels, checkChunkStats, checkDisjoint, checkEps, checkKeys, checkLayout,
+  checkMomentum, checkOut, checkRunningVariance, checkTensor, checkVirtualBatchSize, describe, geometry, RunningVariance,
 } from "./validate.js";
 
 /**
@@ -53,6 +54,16 @@ export interface BatchNormOptions {
    * itself (in place) but must not otherwise share memory with any argument. Default a new Float32Array.
    */
   out?: Tensor | null;
+  /**
+   * Ghost batches, with `training: true`: the batch is cut into consecutive chunks of this many
+   * samples along N (the last chunk holds the rest; a size >= N is one chunk), each normalized with
+   * its own statistics, the running statistics updated once per chunk in order with `momentum`: the
+   * call made on each chunk in turn. Every chunk needs more than one value per channel. `mean` and
+   * `invstd` then hold C values per chunk, chunk after chunk (`chunks * C`, chunks = ceil(N / size)).
+   * Ignored with `training: false` (also without running statistics: the whole batch's statistics).
+   * An integer >= 1, or `null` for none. Default `null`.
+   */
+  virtualBatchSize?: number | null;
 }
 
 /** What {@link Backend.batchNorm} returns. */
@@ -60,11 +71,12 @@ export interface BatchNormResult {
   /** The output: `out`'s data when given (a WasmTensor's current view), else a new Float32Array. */
   y: Float32Array;
   /**
-   * Per-channel mean the forward normalized with (length C, its own ArrayBuffer; NaN for an empty
-   * batch). Pass this very array to backward: it also carries the mean's low part, for precision.
+   * Per-channel mean the forward normalized with (length C, or C per ghost batch with
+   * `virtualBatchSize`; its own ArrayBuffer; NaN for an empty batch). Pass this very array to
+   * backward: it also carries the mean's low part, for precision.
    */
   mean: Float32Array;
-  /** Per-channel 1 / sqrt(var + eps) the forward normalized with (length C, its own ArrayBuffer). */
+  /** Per-channel 1 / sqrt(var + eps) the forward normalized with (laid out as `mean`; its own ArrayBuffer). */
   invstd: Float32Array;
 }
 
@@ -90,6 +102,11 @@ export interface BatchNormBackwardOptions {
   runningVar?: Tensor | null;
   /** Destination for dx; may be dy or x itself, and must not otherwise share memory with any argument. Default a new Float32Array. */
   out?: Tensor | null;
+  /**
+   * The forward's `virtualBatchSize`: with `training: true`, backward runs per ghost batch and
+   * `mean` and `invstd` hold the forward's C values per chunk. Ignored with `training: false`. Default `null`.
+   */
+  virtualBatchSize?: number | null;
 }
 
 /** What {@link Backend.batchNormBackward} returns. */
@@ -110,10 +127,10 @@ export interface BatchNormBackwardResult {
 const LOW = Symbol("mean low part");
 
 const FORWARD_OPTIONS: ReadonlySet<string> = new Set([
-  "shape", "layout", "weight", "bias", "runningMean", "runningVar", "training", "momentum", "runningVariance", "eps", "out",
+  "shape", "layout", "weight", "bias", "runningMean", "runningVar", "training", "momentum", "runningVariance", "eps", "out", "virtualBatchSize",
 ]);
 const BACKWARD_OPTIONS: ReadonlySet<string> = new Set([
-  "shape", "layout", "weight", "eps", "training", "mean", "invstd", "runningMean", "runningVar", "out",
+  "shape", "layout", "weight", "eps", "training", "mean", "invstd", "runningMean", "runningVar", "out", "virtualBatchSize",
 ]);
 
 /** What a call returns for its `out` (resolved to `op`): a WasmTensor's view, a fresh view if growth detached `out`, else `out`. */
@@ -148,6 +165,7 @@ function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): 
   const momentum = checkMomentum(options.momentum, false)!;
   const biased = checkRunningVariance(options.runningVariance) === "biased";
   const eps = checkEps(options.eps);
+  const virtualBatchSize = checkVirtualBatchSize(options.virtualBatchSize);
   const out = checkOut("out", options.out, length, memory);
   if (out !== null) {
     checkDisjoint(out, length, "x", xOp, length, true);
@@ -158,19 +176,23 @@ function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): 
   }
   const running: Running | null = runningMean !== null ? { mean: runningMean, variance: runningVar!, biased } : null;
   const batchStats = training || !running;
-  if (batchStats) checkBatchStats(g);
+  const chunks = chunksOf(g, training ? virtualBatchSize : null);
+  if (batchStats) checkChunkStats(chunks);
 
   if (length === 0) {
     const y = out !== null ? resultOf(memory, options.out!, out, 0) : new Float32Array(0);
-    return { y, mean: new Float32Array(g.c).fill(NaN), invstd: new Float32Array(g.c).fill(NaN) };
+    return { y, mean: new Float32Array(chunks.length * g.c).fill(NaN), invstd: new Float32Array(chunks.length * g.c).fill(NaN) };
   }
   const sc = engine.scratch(g.c);
   const y = out ?? new Float32Array(length);
-  const stats = yield* engine.forward(xOp, y, g, sc, weight, bias, eps, batchStats, running, training && running ? momentum : null);
-  const mean = new Float32Array(stats.mean);
+  const factor = training && running ? momentum : null;
+  const stats = yield* forwardChunks(engine, xOp, y, chunks, sc, weight, bias, eps, batchStats, running, () => ({ factor, reweight: null }));
+  const mean64 = concat(stats.map((s) => s.mean));
+  const mean = new Float32Array(mean64);
   // the low part matters only to a backward through batch statistics
-  if (batchStats) Object.defineProperty(mean, LOW, { value: Array.from(stats.mean, (m, i) => m - mean[i]) });
-  return { y: out !== null ? resultOf(memory, options.out!, out, length) : (y as Float32Array), mean, invstd: new Float32Array(stats.invstd) };
+  if (batchStats) Object.defineProperty(mean, LOW, { value: Array.from(mean64, (m, i) => m - mean[i]) });
+  const invstd = new Float32Array(concat(stats.map((s) => s.invstd)));
+  return { y: out !== null ? resultOf(memory, options.out!, out, length) : (y as Float32Array), mean, invstd };
 }
 
 export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): BatchNormBackwardResult {
@@ -193,11 +215,14 @@ function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options:
   const weight = checkChannels("weight", options.weight, g.c, memory);
   const training = checkBoolean("training", options.training, true);
   const eps = checkEps(options.eps);
+  const virtualBatchSize = checkVirtualBatchSize(options.virtualBatchSize);
   const out = checkOut("out", options.out, length, memory);
-  // the forward's statistics: its batch mean and invstd (training), or the running ones
+  // the forward's statistics: its batch mean and invstd per ghost batch (training), or the running ones
+  const chunks = chunksOf(g, training ? virtualBatchSize : null);
+  const rows = chunks.length * g.c;
   const [meanName, spreadName] = training ? ["mean", "invstd"] as const : ["runningMean", "runningVar"] as const;
-  const mean = checkChannels(meanName, options[meanName], g.c, memory);
-  const spread = checkChannels(spreadName, options[spreadName], g.c, memory);
+  const mean = checkChunkChannels(meanName, options[meanName], g.c, chunks.length, virtualBatchSize, memory);
+  const spread = checkChunkChannels(spreadName, options[spreadName], g.c, chunks.length, virtualBatchSize, memory);
   if (!mean || !spread) {
     const missing = mean ? spreadName : meanName;
     const hint = training ? "with training: true (pass the mean and invstd batchNorm returned)" : "with training: false";
@@ -207,18 +232,18 @@ function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options:
     checkDisjoint(out, length, "dy", dyOp, length, true);
     checkDisjoint(out, length, "x", xOp, length, true);
     checkDisjoint(out, length, "weight", weight, g.c, false);
-    checkDisjoint(out, length, meanName, mean, g.c, false);
-    checkDisjoint(out, length, spreadName, spread, g.c, false);
+    checkDisjoint(out, length, meanName, mean, rows, false);
+    checkDisjoint(out, length, spreadName, spread, rows, false);
   }
 
   if (length === 0) {
     const dx = out !== null ? resultOf(memory, options.out!, out, 0) : new Float32Array(0);
     return { dx, dweight: new Float32Array(g.c), dbias: new Float32Array(g.c) };
   }
-  const mean64 = new Float64Array(memory.floats(mean, g.c));
+  const mean64 = new Float64Array(memory.floats(mean, rows));
   let invstd64: Float64Array;
   if (training) {
-    invstd64 = new Float64Array(memory.floats(spread, g.c));
+    invstd64 = new Float64Array(memory.floats(spread, rows));
     const low = options.mean instanceof Float32Array ? (options.mean as { [LOW]?: number[] })[LOW] : undefined;
     if (low) for (let i = 0; i < low.length; i++) mean64[i] += low[i];
   } else {
@@ -226,6 +251,10 @@ function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options:
   }
   const sc = engine.scratch(g.c);
   const dx = out ?? new Float32Array(length);
-  const grads = yield* engine.backward(dyOp, xOp, dx, g, sc, weight, mean64, invstd64, training);
-  return { dx: out !== null ? resultOf(memory, options.out!, out, length) : (dx as Float32Array), ...grads };
+  const grads = yield* backwardChunks(engine, dyOp, xOp, dx, chunks, sc, weight, mean64, invstd64, training, null);
+  return {
+    dx: out !== null ? resultOf(memory, options.out!, out, length) : (dx as Float32Array),
+    dweight: new Float32Array(grads.dweight),
+    dbias: new Float32Array(grads.dbias),
+  };
 }

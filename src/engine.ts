@@ -144,6 +144,13 @@ export interface Statistics {
   invstd: Float64Array;
 }
 
+/**
+ * A hook between a training forward's statistics pass and its normalize pass (batch renormalization,
+ * src/renorm.ts): from the batch mean and biased variance (f64 copies), the per-channel weight and
+ * bias to normalize with instead of the call's.
+ */
+export type Reweight = (mean: Float64Array, variance: Float64Array) => { weight: Float32Array; bias: Float32Array };
+
 /** Steps of a pass or an API call: yield one job per part, resume when they are done, return the result. */
 export type Steps<T> = Generator<Job[], T, void>;
 type Pass<T> = Steps<T>;
@@ -270,13 +277,14 @@ export class Engine {
    * Forward pass from `x` to `y` (y may be x); returns the statistics it normalized with. With
    * `batchStats` they come from the batch, otherwise from `running`. With `factor` (training with
    * running statistics) those are updated in place: running = (1 - f) * running + f * batch, the
-   * variance unbiased as in torch unless `running.biased`.
+   * variance unbiased as in torch unless `running.biased`. With `reweight` (and `batchStats`) the
+   * normalize pass takes the weight and bias it returns (the fused channels-first kernel is not used then).
    */
   forward(
     x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Operand | null, bias: Operand | null, eps: number,
-    batchStats: boolean, running: Running | null, factor: number | null,
+    batchStats: boolean, running: Running | null, factor: number | null, reweight: Reweight | null = null,
   ): Steps<Statistics> {
-    return this.forwardPass(x, y, g, sc, weight, bias, eps, batchStats, running, factor, this.parts(g.length * 4));
+    return this.forwardPass(x, y, g, sc, weight, bias, eps, batchStats, running, factor, reweight, this.parts(g.length * 4));
   }
 
   /** The batch's mean and biased variance; `exact` sums in f64 throughout. */
@@ -295,26 +303,26 @@ export class Engine {
 
   /**
    * Backward pass from the f64 `mean` and `invstd` the forward normalized with: dx to `dx` (may be
-   * dy); returns dweight and dbias. `training`: the statistics came from the batch, so the gradient
-   * flows through them.
+   * dy); returns dweight and dbias in f64 (the caller rounds). `training`: the statistics came from
+   * the batch, so the gradient flows through them.
    */
   backward(
     dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Operand | null, mean: Float64Array,
     invstd: Float64Array, training: boolean,
-  ): Steps<{ dweight: Float32Array; dbias: Float32Array }> {
+  ): Steps<{ dweight: Float64Array; dbias: Float64Array }> {
     return this.backwardPass(dy, x, dx, g, sc, weight, mean, invstd, training, this.parts(g.length * 4));
   }
 
   private *forwardPass(
     x: Operand, y: Operand, g: Geometry, sc: Scratch, weight: Operand | null, bias: Operand | null, eps: number,
-    batchStats: boolean, running: Running | null, factor: number | null, parts: number,
+    batchStats: boolean, running: Running | null, factor: number | null, reweight: Reweight | null, parts: number,
   ): Pass<Statistics> {
     const k = this.kernels;
     const ex = this.executor;
     const { c } = g;
-    const w = this.stageChannels(weight, sc.weight, c);
-    const b = this.stageChannels(bias, sc.bias, c);
-    if (batchStats && !g.rows && typeof x === "number" && typeof y === "number" && (parts === 1 || c >= parts)) {
+    let w = this.stageChannels(weight, sc.weight, c);
+    let b = this.stageChannels(bias, sc.bias, c);
+    if (batchStats && !reweight && !g.rows && typeof x === "number" && typeof y === "number" && (parts === 1 || c >= parts)) {
       // both in wasm memory: statistics and normalize fused per channel group, split by channel
       const group = Math.max(1, Math.floor(Engine.groupBytes / (g.n * g.s * 4)));
       yield this.slices(g, this.whole(g), sc, parts).map((sl) => [
@@ -323,6 +331,11 @@ export class Engine {
     } else {
       if (batchStats) {
         yield* this.statsPass(x, g, sc, false, parts);
+        if (reweight) {
+          const r = reweight(this.f64(sc.mean, c).slice(), this.f64(sc.variance, c).slice());
+          w = this.stageChannels(r.weight, sc.weight, c);
+          b = this.stageChannels(r.bias, sc.bias, c);
+        }
         k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, 0, eps, w, b, sc.coef, sc.invstd);
       } else {
         const rm = this.stageChannels(running!.mean, sc.runningMean, c);
@@ -408,7 +421,7 @@ export class Engine {
   private *backwardPass(
     dy: Operand, x: Operand, dx: Operand, g: Geometry, sc: Scratch, weight: Operand | null, mean: Float64Array,
     invstd: Float64Array, training: boolean, parts: number,
-  ): Pass<{ dweight: Float32Array; dbias: Float32Array }> {
+  ): Pass<{ dweight: Float64Array; dbias: Float64Array }> {
     const k = this.kernels;
     const { c } = g;
     const w = this.stageChannels(weight, sc.weight, c);
@@ -455,7 +468,7 @@ export class Engine {
     } finally {
       this.release(temps);
     }
-    return { dweight: new Float32Array(this.f64(sc.dweight, c)), dbias: new Float32Array(this.f64(sc.sumDy, c)) };
+    return { dweight: this.f64(sc.dweight, c).slice(), dbias: this.f64(sc.sumDy, c).slice() };
   }
 
   /** normalize (or eval-mode dx = dy * k1) on one part of a block. */

@@ -32,7 +32,7 @@ export type {
   KerasBatchNormalization, KerasBatchNormalizationOutput, OnnxBatchNormalization, OnnxBatchNormalizationOutput,
 } from "./conventions.js";
 export type { RunningStatsJSON, RunningStatsUpdateOptions, VarianceOptions } from "./running-stats.js";
-export type { Layout, RunningVariance, Tensor } from "./validate.js";
+export type { BatchRenormOptions, Layout, RunningVariance, Tensor } from "./validate.js";
 export type { BackendName } from "./kernels.js";
 export type { FoldBatchNormParams, FoldLayer, FoldResult, FoldValues } from "./fold.js";
 export { WasmTensor } from "./memory.js";
@@ -139,6 +139,15 @@ export class Backend {
   constructor(engine: Engine) {
     this.engine = engine;
     this.backend = engine.name;
+    const Stats = (this.RunningStats = class extends RunningStatsBase {
+      constructor(numFeatures: number) {
+        super(engine, numFeatures);
+      }
+      static fromJSON(json: RunningStatsJSON | string): RunningStatsBase {
+        const j = RunningStatsBase.validateJSON(json);
+        return new this(j.numFeatures).load(j);
+      }
+    });
     this.BatchNorm = class extends BatchNormModule {
       constructor(numFeatures: number, options?: BatchNormModuleOptions) {
         super(engine, numFeatures, options);
@@ -155,14 +164,8 @@ export class Backend {
         const j = fromOnnx(node);
         return new this(j.numFeatures, j.options).adopt(j);
       }
-    };
-    this.RunningStats = class extends RunningStatsBase {
-      constructor(numFeatures: number) {
-        super(engine, numFeatures);
-      }
-      static fromJSON(json: RunningStatsJSON | string): RunningStatsBase {
-        const j = RunningStatsBase.validateJSON(json);
-        return new this(j.numFeatures).load(j);
+      protected newRunningStats(): RunningStatsBase {
+        return new Stats(this.numFeatures);
       }
     };
   }

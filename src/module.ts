@@ -1,16 +1,21 @@
 // BatchNorm, the module: torch.nn.BatchNorm1d/2d/3d in one class. It owns weight, bias, running
 // statistics and the counter, keeps what backward needs from the last forward (the input, and the
 // statistics in float64), accumulates gradients as PyTorch's .grad does, reads and writes PyTorch's
-// state_dict keys, and has a JSON form of its own (options, parameters, buffers, counter).
+// state_dict keys, and has a JSON form of its own (options, parameters, buffers, counter). Ghost
+// batches run through ghost.ts, batch renormalization through renorm.ts.
 import {
   Imported, KerasBatchNormalizationOutput, OnnxBatchNormalizationOutput, Origin, toKeras, toOnnx,
 } from "./conventions.js";
-import { Engine, Operand, Running, Statistics, Steps } from "./engine.js";
+import { Engine, Operand, Reweight, Running, Statistics, Steps } from "./engine.js";
+import { Chunk, RenormChunk, backwardChunks, chunksOf, concat, forwardChunks } from "./ghost.js";
 import { JsonFloat, f32ToJSON, floatsFromJSON, parseJSON } from "./json.js";
 import { WasmTensor } from "./memory.js";
+import { RunningStats } from "./running-stats.js";
+import { renormalize } from "./renorm.js";
 import {
-  Layout, Tensor, checkBatchStats, checkBoolean, checkEps, checkFloat32Array, checkKeys, checkLayout, checkMomentum,
-  checkNumFeatures, checkRunningVariance, checkTensor, describe, geometry, Geometry, RunningVariance, unknownKey,
+  BatchRenormOptions, Layout, Tensor, checkBoolean, checkChunkStats, checkEps, checkFloat32Array, checkKeys, checkLayout, checkMomentum,
+  checkNumFeatures, checkRenorm, checkRunningVariance, checkTensor, checkVirtualBatchSize, describe, geometry, Geometry, RunningVariance,
+  unknownKey,
 } from "./validate.js";
 
 /** Options of `new bn.BatchNorm(numFeatures, options)`; each matches torch.nn.BatchNorm2d's argument of the same name. */
@@ -40,6 +45,20 @@ export interface BatchNormModuleOptions {
   trackRunningStats?: boolean;
   /** Memory order of the inputs. Default `'channels-first'`. */
   layout?: Layout;
+  /**
+   * Ghost batches: in training mode the batch is cut into consecutive chunks of this many samples
+   * along N (the last chunk holds the rest; a size >= N is one chunk), each normalized with its own
+   * statistics, the running statistics and `numBatchesTracked` updated once per chunk in order:
+   * exactly the module called on each chunk in turn. Every chunk needs more than one value per
+   * channel. Eval mode ignores it (also without running statistics: the whole batch's statistics).
+   * An integer >= 1, or `null` for none. Default `null`.
+   */
+  virtualBatchSize?: number | null;
+  /**
+   * Batch renormalization (see {@link BatchRenormOptions}), in training mode; needs running
+   * statistics (`trackRunningStats: true`). Eval mode is plain eval. Default `null` (none).
+   */
+  renorm?: BatchRenormOptions | null;
 }
 
 /** PyTorch's state_dict of a BatchNorm module, as {@link BatchNorm.stateDict} returns it (copies). */
@@ -97,6 +116,10 @@ export interface BatchNormJSON {
   runningMean: JsonFloat[] | null;
   runningVar: JsonFloat[] | null;
   numBatchesTracked: number;
+  /** Written when set; absent means none. */
+  virtualBatchSize?: number;
+  /** Written when set; absent means none. */
+  renorm?: Required<BatchRenormOptions>;
 }
 
 /** A checked BatchNormJSON, decoded. */
@@ -119,6 +142,12 @@ interface Saved {
   mean64: Float64Array;
   invstd64: Float64Array;
   batchStats: boolean;
+  /** A frozen forward: the running variance it normalized with (backward scales dy by weight / sqrt(it + eps)); else null. */
+  frozenVar: Float32Array | null;
+  /** The ghost batches (one chunk without them); mean64 and invstd64 hold C values per chunk. */
+  chunks: Chunk[];
+  /** Per chunk, batch renormalization's r, d and weight (null in warm-up), or null without it. */
+  renorm: (RenormChunk | null)[] | null;
 }
 
 /** The parameters and buffers resolved for one call (wasm views become addresses). */
@@ -129,14 +158,14 @@ interface Params {
 }
 
 const MODULE_OPTIONS: ReadonlySet<string> = new Set([
-  "eps", "momentum", "affine", "scale", "center", "runningVariance", "trackRunningStats", "layout",
+  "eps", "momentum", "affine", "scale", "center", "runningVariance", "trackRunningStats", "layout", "virtualBatchSize", "renorm",
 ]);
 const JSON_FIELDS: ReadonlySet<string> = new Set([
   "numFeatures", "eps", "momentum", "affine", "trackRunningStats", "layout", "weight", "bias", "runningMean", "runningVar",
   "numBatchesTracked",
 ]);
-/** JSON fields added after the first release: absent in older files. */
-const OPTIONAL_JSON_FIELDS: ReadonlySet<string> = new Set(["scale", "center", "runningVariance"]);
+/** JSON fields added after the first release: absent in older files (virtualBatchSize and renorm: written when set). */
+const OPTIONAL_JSON_FIELDS: ReadonlySet<string> = new Set(["scale", "center", "runningVariance", "virtualBatchSize", "renorm"]);
 /** state_dict key, property, and whether it is a running-statistics buffer (else an affine parameter). */
 const STATE_KEYS = [
   ["weight", "weight", false],
@@ -183,6 +212,8 @@ export class BatchNorm {
   readonly runningVariance: RunningVariance;
   /** Memory order of the inputs. */
   readonly layout: Layout;
+  /** Samples per ghost batch in training mode, or `null` for none (see {@link BatchNormModuleOptions.virtualBatchSize}). */
+  readonly virtualBatchSize: number | null;
   /** Per-channel scale (length C; `null` without affine). Replaceable by another Float32Array of length C. */
   weight: Float32Array | null;
   /** Per-channel shift (length C; `null` without affine). */
@@ -200,7 +231,12 @@ export class BatchNorm {
   /** Training mode (batch statistics, running statistics updated); `eval()` clears it. */
   training = true;
 
+  private isFrozen = false;
+  /** Exact statistics of the inputs since startStatistics(), or null when not collecting. */
+  private population: RunningStats | null = null;
+
   private tracking: boolean;
+  private renormSettings: Readonly<Required<BatchRenormOptions>> | null;
   /** The Keras layer or ONNX node the module was read from, written back by toKeras / toOnnx. */
   private origin: Origin | null = null;
   /** The module was created with running statistics (PyTorch's buffers); they stay when tracking is switched off. */
@@ -228,6 +264,8 @@ export class BatchNorm {
     this.runningVariance = checkRunningVariance(options.runningVariance);
     this.tracking = this.buffers = checkBoolean("trackRunningStats", options.trackRunningStats, true);
     this.layout = checkLayout(options.layout);
+    this.virtualBatchSize = checkVirtualBatchSize(options.virtualBatchSize);
+    this.renormSettings = this.checkedRenorm(options.renorm);
     this.weight = this.scale ? new Float32Array(numFeatures).fill(1) : null;
     this.bias = this.center ? new Float32Array(numFeatures) : null;
     this.runningMean = this.buffers ? new Float32Array(numFeatures) : null;
@@ -252,6 +290,28 @@ export class BatchNorm {
   }
 
   /**
+   * Batch renormalization's settings (frozen, with `warmupSteps` filled in), or `null`. Writable, so a
+   * schedule can raise rMax and dMax during training as the paper does.
+   * @throws {TypeError|RangeError} when set to bad settings (named, e.g. `renorm.rMax`), or to any on a
+   *   module created without running statistics; nothing changes then.
+   * @example
+   * layer.renorm = { rMax: 1 + 2 * progress, dMax: 5 * progress };
+   */
+  get renorm(): Readonly<Required<BatchRenormOptions>> | null {
+    return this.renormSettings;
+  }
+
+  set renorm(v: BatchRenormOptions | null) {
+    this.renormSettings = this.checkedRenorm(v);
+  }
+
+  private checkedRenorm(v: unknown): Readonly<Required<BatchRenormOptions>> | null {
+    const settings = checkRenorm(v);
+    if (settings && !this.buffers) throw new TypeError("renorm: needs running statistics (trackRunningStats: true)");
+    return settings;
+  }
+
+  /**
    * Sets training mode (`true`, the default) or eval mode (`false`).
    * @returns this module.
    * @throws {TypeError} when `mode` is not a boolean.
@@ -267,8 +327,44 @@ export class BatchNorm {
   }
 
   /**
+   * Whether the module is frozen (torchvision's FrozenBatchNorm2d, for fine-tuning): it then
+   * normalizes with its running statistics in every mode, never updates them or
+   * `numBatchesTracked` (`loadStateDict` and `finishStatistics` still set them), and its backward gives `dx = dy * weight / sqrt(runningVar + eps)` and no
+   * weight or bias gradients. `freeze()` / `unfreeze()` switch it; default `false`.
+   */
+  get frozen(): boolean {
+    return this.isFrozen;
+  }
+
+  /**
+   * Freezes the module (see {@link frozen}). `train()` and `eval()` do not unfreeze it; the state
+   * dict and JSON form do not change (being frozen is not saved, like the mode).
+   * @returns this module.
+   * @throws {TypeError} for a module created with `trackRunningStats: false` (it has no running
+   *   statistics to normalize with); nothing changes then.
+   * @example
+   * layer.freeze(); // fine-tune the layers around it; this one stays a fixed affine map
+   * const y = layer.forward(x, shape); // running statistics, also in training mode
+   * const dx = layer.backward(dy);     // weightGrad and biasGrad are left as they are
+   */
+  freeze(): this {
+    if (!this.buffers) {
+      throw new TypeError("freeze: this module has no running statistics (created with trackRunningStats: false) to normalize with");
+    }
+    this.isFrozen = true;
+    return this;
+  }
+
+  /** Unfreezes the module: it follows its mode again (see {@link frozen}). @returns this module. */
+  unfreeze(): this {
+    this.isFrozen = false;
+    return this;
+  }
+
+  /**
    * Normalizes `x` and keeps what `backward` needs. In training mode the running statistics are
-   * updated (when tracked) and `numBatchesTracked` counts the batch, an empty one too.
+   * updated (when tracked) and `numBatchesTracked` counts the batch, an empty one too. A frozen
+   * module normalizes with its running statistics in either mode and keeps only those (not `x`).
    * @param x input: a Float32Array (copied into the module's wasm block for backward) or a
    *   WasmTensor (kept by reference: do not free or overwrite it before `backward`).
    * @param shape shape in memory order in this module's layout, with C = numFeatures.
@@ -298,26 +394,30 @@ export class BatchNorm {
       throw new RangeError(`x: expected ${this.numFeatures} channels (numFeatures), got ${g.c} in shape [${g.shape.join(", ")}]`);
     }
     const p = this.params();
+    if (this.isFrozen) return yield* this.frozenForwardSteps(xOp, g, p);
     const batchStats = this.training || p.running === null;
-    if (batchStats) checkBatchStats(g);
-    const track = this.training && this.tracking && p.running !== null;
+    const chunks = chunksOf(g, this.training ? this.virtualBatchSize : null);
+    if (batchStats) checkChunkStats(chunks);
+    const track = this.training && this.tracking && p.running !== null && this.population === null;
     if (g.length === 0) {
-      if (track) this.numBatchesTracked += 1;
-      this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats };
+      if (track) this.numBatchesTracked += chunks.length;
+      this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats, frozenVar: null, chunks, renorm: null };
       return new Float32Array(0);
     }
     const engine = this.engine;
     const sc = engine.scratch(g.c);
+    const seen = yield* this.populationPass(xOp, g, batchStats);
     // backward needs the input: a WasmTensor is kept by reference, anything else is copied into the
     // module's block once the forward has succeeded (the block may hold the saved forward's input)
     const bytes = g.length * 4;
     const held = this.held;
     const keep = x instanceof WasmTensor ? 0 : held.bytes >= bytes ? held.block : memory.alloc(bytes);
     const y = new Float32Array(g.length);
-    const factor = track ? this.momentum ?? 1 / (this.numBatchesTracked + 1) : null;
-    let stats: Statistics;
+    const renorm: (RenormChunk | null)[] = [];
+    let stats: Statistics[];
     try {
-      stats = yield* engine.forward(xOp, y, g, sc, p.weight, p.bias, this.eps, batchStats, p.running, factor);
+      const step = (k: number) => this.chunkStep(k, p, track, renorm);
+      stats = yield* forwardChunks(engine, xOp, y, chunks, sc, p.weight, p.bias, this.eps, batchStats, p.running, step);
     } catch (e) {
       if (keep !== 0 && keep !== held.block) memory.release(keep);
       throw e;
@@ -331,22 +431,164 @@ export class BatchNorm {
       if (typeof xOp === "number") memory.copy(keep, xOp, bytes);
       else memory.f32(keep, g.length).set(xOp);
     }
-    if (track) this.numBatchesTracked += 1;
+    if (track) this.numBatchesTracked += chunks.length;
+    if (seen) this.population!.addStatistics(seen);
+    else for (const chunk of stats) this.population?.addStatistics(chunk);
     this.saved = {
       g,
       x: keep || (xOp as number),
       tensor: x instanceof WasmTensor ? x : null,
-      mean64: stats.mean,
-      invstd64: stats.invstd,
+      mean64: concat(stats.map((s) => s.mean)),
+      invstd64: concat(stats.map((s) => s.invstd)),
       batchStats,
+      frozenVar: null,
+      chunks,
+      renorm: renorm.some(Boolean) ? renorm : null,
     };
     return y;
   }
 
   /**
+   * The frozen forward: eval-mode BN with the running statistics, whatever the mode; no update, no
+   * count. Backward needs only the running variance, not x.
+   */
+  private *frozenForwardSteps(xOp: Operand, g: Geometry, p: Params): Steps<Float32Array> {
+    const running = p.running!; // freeze() requires running statistics
+    const y = new Float32Array(g.length);
+    if (g.length > 0) {
+      const seen = yield* this.populationPass(xOp, g, false);
+      yield* this.engine.forward(xOp, y, g, this.engine.scratch(g.c), p.weight, p.bias, this.eps, false, running, null);
+      if (seen) this.population!.addStatistics(seen);
+    }
+    const frozenVar = this.engine.memory.floats(running.variance, g.c).slice();
+    this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats: false, frozenVar, chunks: chunksOf(g, null), renorm: null };
+    return y;
+  }
+
+  /**
+   * While collecting, the exact statistics of a non-empty x that the forward will not compute itself
+   * (it normalizes with the running statistics): one statistics pass. Else null.
+   */
+  private *populationPass(xOp: Operand, g: Geometry, batchStats: boolean): Steps<Statistics | null> {
+    if (this.population === null || batchStats) return null;
+    return yield* this.engine.batchStats(xOp, g, this.engine.scratch(g.c), true);
+  }
+
+  /**
+   * Starts collecting the exact population statistics of every input to `forward` and
+   * `forwardAsync` (float64 count, mean and M2 per channel, merged by Chan et al.'s formula, as
+   * {@link RunningStats}), until {@link finishStatistics}. Meanwhile forwards normalize as the mode
+   * says, and the running statistics and `numBatchesTracked` are left alone (no moving-average
+   * update, no count). In training mode the forward's own batch statistics are collected (no extra
+   * pass over memory; as exact as the forward's: the mean to float64 rounding, the variance too on
+   * the scalar build and within 16 float32 ulps on the SIMD build, which squares in float32 within
+   * blocks of 16 values); in eval mode and when frozen, one exact statistics pass per forward (float64
+   * rounding). Being collected is not part of the state dict or the JSON form, which show the running
+   * statistics as they are.
+   * @returns this module.
+   * @throws {TypeError} for a module created with `trackRunningStats: false` (no running statistics
+   *   to set), or while collecting already (finish or cancel first); nothing changes then.
+   * @throws {Error} while an async call is in flight on this backend.
+   * @example
+   * layer.startStatistics();
+   * for (const x of batches) layer.forward(x, [x.length / 3, 3]);
+   * const stats = layer.finishStatistics(); // runningMean, runningVar: the population's
+   */
+  startStatistics(): this {
+    return this.engine.run("startStatistics", this.startSteps());
+  }
+
+  private *startSteps(): Steps<this> {
+    if (!this.buffers) {
+      throw new TypeError("startStatistics: this module has no running statistics (created with trackRunningStats: false) to set");
+    }
+    if (this.population) {
+      throw new TypeError("startStatistics: statistics are being collected already; finishStatistics() or cancelStatistics() ends that");
+    }
+    this.population = this.newRunningStats();
+    return this;
+  }
+
+  /** @internal an empty accumulator of this backend's `bn.RunningStats` class (index.ts binds it) */
+  protected newRunningStats(): RunningStats {
+    return new RunningStats(this.engine, this.numFeatures);
+  }
+
+  /**
+   * Ends the collection begun by {@link startStatistics}: sets `runningMean` and `runningVar` to the
+   * mean and the variance of everything the forwards saw (unbiased, or biased with
+   * `runningVariance: 'biased'`, as the module's running variance is), rounded once to float32, and
+   * returns those statistics in float64. `numBatchesTracked` is left as it is.
+   * @returns the collected statistics (count, mean, `variance()`), no longer tied to the module.
+   * @throws {TypeError} when no statistics are being collected.
+   * @throws {RangeError} with fewer than 2 values per channel collected (1 with `runningVariance:
+   *   'biased'`): no such variance; nothing changes then, and the collection goes on.
+   * @throws {TypeError|RangeError} when `runningMean` or `runningVar` was replaced by something invalid.
+   * @throws {Error} while an async call is in flight on this backend.
+   * @example
+   * const stats = layer.finishStatistics();
+   * console.log(stats.count, layer.runningMean, layer.runningVar);
+   */
+  finishStatistics(): RunningStats {
+    return this.engine.run("finishStatistics", this.finishSteps());
+  }
+
+  private *finishSteps(): Steps<RunningStats> {
+    const stats = this.population;
+    if (stats === null) throw new TypeError("finishStatistics: no statistics are being collected (call startStatistics() first)");
+    const unbiased = this.runningVariance === "unbiased";
+    if (stats.count < (unbiased ? 2 : 1)) {
+      const need = unbiased ? "more than 1 value per channel for the unbiased variance" : "at least 1 value per channel";
+      throw new RangeError(`finishStatistics: expected ${need}, got ${stats.count}`);
+    }
+    const memory = this.engine.memory;
+    const c = this.numFeatures;
+    const mean = checkFloat32Array("runningMean", this.runningMean, c, memory);
+    const variance = checkFloat32Array("runningVar", this.runningVar, c, memory);
+    memory.floats(mean, c).set(stats.mean);
+    memory.floats(variance, c).set(stats.variance({ unbiased }));
+    this.population = null;
+    return stats;
+  }
+
+  /** Ends a collection begun by {@link startStatistics} without using it (nothing else changes; no-op when not collecting). */
+  cancelStatistics(): void {
+    this.population = null;
+  }
+
+  /** Whether statistics are being collected (between {@link startStatistics} and its finish or cancel). */
+  get collectingStatistics(): boolean {
+    return this.population !== null;
+  }
+
+  /**
+   * Ghost batch k's running-average factor (the counter has counted the chunks before it) and, with
+   * batch renormalization past its warm-up, the engine hook, which records r and d in `renorm`.
+   */
+  private chunkStep(k: number, p: Params, track: boolean, renorm: (RenormChunk | null)[]): { factor: number | null; reweight: Reweight | null } {
+    const counter = this.numBatchesTracked + (track ? k : 0);
+    const factor = track ? this.momentum ?? 1 / (counter + 1) : null;
+    const s = this.training && p.running ? this.renormSettings : null;
+    if (!s || counter < s.warmupSteps) {
+      renorm.push(null);
+      return { factor, reweight: null };
+    }
+    const memory = this.engine.memory;
+    const c = this.numFeatures;
+    const floats = (op: Operand | null) => (op === null ? null : memory.floats(op, c));
+    const read = () => ({
+      runningMean: floats(p.running!.mean)!, runningVar: floats(p.running!.variance)!, weight: floats(p.weight), bias: floats(p.bias),
+    });
+    return { factor, reweight: renormalize(s, this.eps, read, (chunk) => renorm.push(chunk)) };
+  }
+
+  /**
    * Gradients of the last forward for `dy`: returns dx and, with affine, adds dweight and dbias to
    * `weightGrad` and `biasGrad` (created on the first call after `zeroGrad()`), as PyTorch
-   * accumulates `.grad`. Through batch statistics the gradient flows through them too.
+   * accumulates `.grad`. Through batch statistics the gradient flows through them too. After a
+   * frozen forward, dx = dy * weight / sqrt(runningVar + eps) (the running variance that forward
+   * used) and `weightGrad` and `biasGrad` are left as they are (neither created nor added to), as
+   * PyTorch leaves the `.grad` of parameters that do not require gradients.
    * @param dy gradient of the loss for y: Float32Array or WasmTensor of the forward's length.
    * @returns dx, a new Float32Array.
    * @throws {TypeError} before any forward, or when the forward's WasmTensor was freed.
@@ -374,6 +616,7 @@ export class BatchNorm {
     const { g } = saved;
     if (dy.length !== g.length) throw new RangeError(`dy: expected length ${g.length} (as the last forward's x), got ${dy.length}`);
     const p = this.params();
+    if (saved.frozenVar) return yield* this.frozenBackwardSteps(dyOp, saved.g, saved.frozenVar, p);
     const c = this.numFeatures;
     const wg = this.weightGrad === null ? null : checkFloat32Array("weightGrad", this.weightGrad, c, memory);
     const bg = this.biasGrad === null ? null : checkFloat32Array("biasGrad", this.biasGrad, c, memory);
@@ -384,8 +627,22 @@ export class BatchNorm {
     const engine = this.engine;
     const sc = engine.scratch(g.c);
     const dx = new Float32Array(g.length);
-    const { dweight, dbias } = yield* engine.backward(dyOp, saved.x, dx, g, sc, p.weight, saved.mean64, saved.invstd64, saved.batchStats);
+    const { dweight, dbias } = yield* backwardChunks(
+      engine, dyOp, saved.x, dx, saved.chunks, sc, p.weight, saved.mean64, saved.invstd64, saved.batchStats, saved.renorm,
+    );
     this.accumulate(wg, bg, dweight, dbias);
+    return dx;
+  }
+
+  /**
+   * The frozen backward, dx = dy * weight / sqrt(frozenVar + eps): one normalize pass over dy with
+   * mean 0 and no bias (the eval-mode dx form, assembly/coefficients.ts).
+   */
+  private *frozenBackwardSteps(dyOp: Operand, g: Geometry, frozenVar: Float32Array, p: Params): Steps<Float32Array> {
+    const dx = new Float32Array(g.length);
+    if (g.length === 0) return dx;
+    const scaleOnly = { mean: new Float32Array(g.c), variance: frozenVar, biased: false }; // read, never updated
+    yield* this.engine.forward(dyOp, dx, g, this.engine.scratch(g.c), p.weight, null, this.eps, false, scaleOnly, null);
     return dx;
   }
 
@@ -473,6 +730,8 @@ export class BatchNorm {
       runningMean: json(p.running && p.running.mean),
       runningVar: json(p.running && p.running.variance),
       numBatchesTracked: this.numBatchesTracked,
+      ...(this.virtualBatchSize !== null ? { virtualBatchSize: this.virtualBatchSize } : {}),
+      ...(this.renormSettings ? { renorm: { ...this.renormSettings } } : {}),
     };
   }
 
@@ -554,6 +813,8 @@ export class BatchNorm {
         runningVariance: checkRunningVariance(j.runningVariance, "json.runningVariance"),
         trackRunningStats: buffers,
         layout: checkLayout(j.layout, "json.layout"),
+        virtualBatchSize: checkVirtualBatchSize(j.virtualBatchSize, "json.virtualBatchSize"),
+        renorm: checkRenorm(j.renorm, "json.renorm"),
       },
       trackRunningStats: checkBoolean("json.trackRunningStats", j.trackRunningStats, true),
       weight: per("weight", scale),
@@ -576,19 +837,19 @@ export class BatchNorm {
   }
 
   /** Adds this backward's gradients to the accumulated ones (resolved `wg`/`bg`), or starts them. */
-  private accumulate(wg: Operand | null, bg: Operand | null, dweight: Float32Array, dbias: Float32Array): void {
+  private accumulate(wg: Operand | null, bg: Operand | null, dweight: ArrayLike<number>, dbias: ArrayLike<number>): void {
     const memory = this.engine.memory;
-    const add = (to: Operand, d: Float32Array): void => {
+    const add = (to: Operand, d: ArrayLike<number>): void => {
       const sum = memory.floats(to, this.numFeatures);
       for (let i = 0; i < d.length; i++) sum[i] += d[i];
     };
     // a module without weight (bias) has no gradient for it, as a Keras layer without scale (center)
     if (this.scale) {
-      if (wg === null) this.weightGrad = dweight;
+      if (wg === null) this.weightGrad = Float32Array.from(dweight);
       else add(wg, dweight);
     }
     if (this.center) {
-      if (bg === null) this.biasGrad = dbias;
+      if (bg === null) this.biasGrad = Float32Array.from(dbias);
       else add(bg, dbias);
     }
   }

@@ -1,7 +1,7 @@
 // RunningStats: exact per-channel population statistics over any number of batches (a whole data
 // set), with float64 state (count, mean, M2) merged by Chan et al.'s parallel formula (chan-merge.ts).
 import { chanMerge } from "./chan-merge.js";
-import { Engine, Steps } from "./engine.js";
+import { Engine, Statistics, Steps } from "./engine.js";
 import { JsonFloat, f64ToJSON, floatsFromJSON, parseJSON } from "./json.js";
 import { Layout, Tensor, checkBoolean, checkKeys, checkLayout, checkNumFeatures, checkTensor, describe, geometry } from "./validate.js";
 
@@ -113,8 +113,7 @@ export class RunningStats {
     if (g.count === 0) return this;
     const engine = this.engine;
     const sc = engine.scratch(g.c);
-    const { mean, variance } = yield* engine.batchStats(xOp, g, sc, true);
-    this.mergeState(g.count, mean, variance.map((v) => v * g.count));
+    this.addStatistics(yield* engine.batchStats(xOp, g, sc, true));
     return this;
   }
 
@@ -173,6 +172,11 @@ export class RunningStats {
       }
     }
     return { numFeatures: c, count, mean, m2 };
+  }
+
+  /** @internal adds a batch's statistics from a pass (count, mean, biased variance); a count of 0 adds nothing */
+  addStatistics(s: Statistics): void {
+    this.mergeState(s.count, s.mean, s.variance.map((v) => v * s.count));
   }
 
   private mergeState(nb: number, meanB: ArrayLike<number>, m2B: ArrayLike<number>): void {

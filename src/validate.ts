@@ -215,13 +215,67 @@ export function checkBoolean(name: string, v: unknown, fallback: boolean): boole
   return v;
 }
 
-/** torch's rule: batch statistics need more than one value per channel. */
-export function checkBatchStats(g: Geometry): void {
+/** torch's rule: batch statistics need more than one value per channel; `where` prefixes the message. */
+export function checkBatchStats(g: Geometry, where = ""): void {
   if (g.count === 1) {
     throw new RangeError(
-      `Expected more than 1 value per channel when training, got input size [${g.shape.join(", ")}]`,
+      `${where}Expected more than 1 value per channel when training, got input size [${g.shape.join(", ")}]`,
     );
   }
+}
+
+/** A ghost batch size: an integer >= 1, or undefined/null for none. */
+export function checkVirtualBatchSize(v: unknown, name = "virtualBatchSize"): number | null {
+  if (v === undefined || v === null) return null;
+  if (!Number.isSafeInteger(v) || (v as number) < 1) throw new RangeError(`${name}: expected an integer >= 1 or null, got ${describe(v)}`);
+  return v as number;
+}
+
+/** torch's rule for every ghost batch (ghost.ts's chunks) of a call with batch statistics; one chunk is the whole batch. */
+export function checkChunkStats(chunks: readonly { g: Geometry }[]): void {
+  const n = chunks.length;
+  chunks.forEach(({ g }, k) => checkBatchStats(g, n === 1 ? "" : `virtualBatchSize: chunk ${k + 1} of ${n}: `));
+}
+
+/** Per-channel values of each ghost batch (`chunks` * C, chunk-major), or undefined/null. */
+export function checkChunkChannels(name: string, v: unknown, c: number, chunks: number, size: number | null, memory: WasmMemory): Operand | null {
+  return chunks === 1 ? checkChannels(name, v, c, memory) : checkOptional(name, v, c * chunks, ` (one per channel and chunk: ${chunks} chunks of virtualBatchSize ${size})`, memory);
+}
+
+/**
+ * Batch renormalization's settings (the BatchNorm module's `renorm` option; Ioffe 2017): r is clipped
+ * to [1 / rMax, rMax] and d to [-dMax, dMax]; while `numBatchesTracked < warmupSteps`, r = 1 and d = 0
+ * (plain batch normalization). `{ rMax: 1, dMax: 0 }` is plain batch normalization throughout.
+ * @example
+ * const layer = new bn.BatchNorm(64, { renorm: { rMax: 3, dMax: 5, warmupSteps: 1000 } });
+ */
+export interface BatchRenormOptions {
+  /** Bound on r: a finite number >= 1. The paper raises it from 1 to 3 during training. */
+  rMax: number;
+  /** Bound on |d|: a finite number >= 0. The paper raises it from 0 to 5. */
+  dMax: number;
+  /** Training batches (counted by numBatchesTracked) that run as plain batch normalization first: an integer >= 0. Default `0`. */
+  warmupSteps?: number;
+}
+
+const RENORM_KEYS: ReadonlySet<string> = new Set(["rMax", "dMax", "warmupSteps"]);
+
+/** `{ rMax >= 1, dMax >= 0, warmupSteps = 0 }` (a frozen copy), or undefined/null for none; finite, so JSON holds them. */
+export function checkRenorm(v: unknown, name = "renorm"): Readonly<Required<BatchRenormOptions>> | null {
+  if (v === undefined || v === null) return null;
+  checkKeys(v, RENORM_KEYS, name, `${name}.`);
+  const r = v as Record<string, unknown>;
+  if (typeof r.rMax !== "number" || !(r.rMax >= 1 && r.rMax < Infinity)) {
+    throw new RangeError(`${name}.rMax: expected a finite number >= 1, got ${describe(r.rMax)}`);
+  }
+  if (typeof r.dMax !== "number" || !(r.dMax >= 0 && r.dMax < Infinity)) {
+    throw new RangeError(`${name}.dMax: expected a finite number >= 0, got ${describe(r.dMax)}`);
+  }
+  const warmupSteps = r.warmupSteps ?? 0;
+  if (!Number.isSafeInteger(warmupSteps) || (warmupSteps as number) < 0) {
+    throw new RangeError(`${name}.warmupSteps: expected a non-negative integer, got ${describe(r.warmupSteps)}`);
+  }
+  return Object.freeze({ rMax: r.rMax, dMax: r.dMax, warmupSteps: warmupSteps as number });
 }
 
 /**
