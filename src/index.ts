@@ -5,6 +5,11 @@
 //   const { y, mean, invstd } = bn.batchNorm(x, { shape: [N, C, H, W], weight, bias, runningMean, runningVar });
 //
 // init() loads the embedded wasm once per backend; everything else is synchronous.
+/**
+ * `wasm-batchnorm`: the library ({@link init}); the TensorFlow.js kernel plugin is the `wasm-batchnorm/tfjs` subpath.
+ * @packageDocumentation
+ * @mergeModuleWith <project>
+ */
 import {
   batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, BatchNormOptions, BatchNormResult, BatchNormBackwardOptions,
   BatchNormBackwardResult,

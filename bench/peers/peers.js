@@ -47,17 +47,20 @@ const loadTf = lazy(async () => {
  *   backward  tf.grads of moments + batchNorm w.r.t. x, weight, bias: includes the forward, which
  *             tfjs recomputes (it has no standalone batch-norm backward)
  * Every call creates x (and dy) from Float32Arrays and reads y (dx) back: its copies, as in our copying API.
+ * With `plugin` ({ bn, registerTfjsKernels } from wasm-batchnorm/tfjs), the same calls with tfjs's
+ * FusedBatchNorm kernel replaced by ours on that backend (registered in prepare, restored in dispose):
+ * what tf.batchNorm (infer, train) and its recomputed forward (backward) gain from the plugin.
  */
-export function tfjsImpl(backend, color) {
+export function tfjsImpl(backend, color, plugin = null) {
   const info = { flags: null };
   return {
-    id: `tfjs-${backend}`,
-    label: `tfjs ${backend}`,
-    short: `tfjs ${backend}`,
+    id: `tfjs-${backend}${plugin ? "-plugin" : ""}`,
+    label: `tfjs ${backend}${plugin ? " + wasm-batchnorm/tfjs" : ""}`,
+    short: `tfjs ${backend}${plugin ? " + plugin" : ""}`,
     group: "peer",
-    pristine: backend === "cpu",
+    pristine: backend === "cpu" && !plugin,
     color,
-    note: `@tensorflow/tfjs-core + tfjs-backend-${backend}${backend === "wasm" ? " (wasm from node_modules, setThreadsCount(1))" : " (pure JS)"}; channels-last only; backward = tf.grads (includes the recomputed forward)`,
+    note: `@tensorflow/tfjs-core + tfjs-backend-${backend}${backend === "wasm" ? " (wasm from node_modules, setThreadsCount(1))" : " (pure JS)"}${plugin ? `, FusedBatchNorm on wasm-batchnorm/tfjs (${plugin.bn.backend}, ${plugin.bn.threads} thread${plugin.bn.threads > 1 ? "s" : ""})` : ""}; channels-last only; backward = tf.grads (includes the recomputed forward)`,
     info,
     supports(w, op) {
       if (!OPS.includes(op)) return op;
@@ -72,6 +75,7 @@ export function tfjsImpl(backend, color) {
         info.flags = { simd: await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"), threads: await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT") };
       }
       info.version = installedVersion("@tensorflow/tfjs-core");
+      const registered = plugin ? await plugin.registerTfjsKernels(tf, { backends: [backend], bn: plugin.bn }) : null;
       const d = inputs(w);
       const axes = w.shape.map((_, i) => i).slice(0, -1);
       const count = countOf(w);
@@ -127,6 +131,7 @@ export function tfjsImpl(backend, color) {
           return out;
         },
         dispose() {
+          registered?.unregister();
           if (last?.mean) tf.dispose([last.mean, last.variance]);
           tf.dispose([weight, bias, runningMean, runningVar]);
           const leaked = tf.memory().numTensors - tensorsBefore;

@@ -1,7 +1,7 @@
 // npm run bench:peers [-- --full] [--workloads=S1,S5] [--ops=train,infer] [--impls=tfjs-wasm,torch] [--time=ms]
 //
 // This library next to its peers on the same workloads, checked against the same float64 reference
-// before timing: TensorFlow.js (cpu, wasm), onnxruntime-web (wasm) and onnxruntime-node (native),
+// before timing: TensorFlow.js (cpu, wasm; each also with our wasm-batchnorm/tfjs kernel plugin), onnxruntime-web (wasm) and onnxruntime-node (native),
 // and PyTorch's CPU kernel where Debian's python3-torch is installed, on one thread and on one thread
 // per core; our zero-copy path on 1 thread and on the default threads ('auto'). The peers live in their own
 // package (bench/peers/package.json), installed here on first use with `npm install --ignore-scripts`
@@ -43,6 +43,7 @@ const { copyYardstick, copyingImpl, zeroCopyImpl } = await import("../impls.js")
 const { consoleTable, derive, environment, writeResults } = await import("../report.js");
 const { OPS, TOLERANCE_DEFINITION, TRAFFIC_DEFINITION, WORKLOADS, bytesOf, channelsOf, countOf, lengthOf } = await import("../workloads.js");
 const { init } = await import("../../dist/index.js");
+const { registerTfjsKernels } = await import("../../dist/tfjs.js");
 const { ortImpl, tfjsImpl, torchAvailable, torchImpl } = await import("./peers.js");
 
 const args = parseArgs(process.argv.slice(2));
@@ -51,7 +52,7 @@ if (args.help) {
   --full                 1 s per task and every op on S4 (default: quick timing)
   --workloads=S1,S5      subset of ${WORKLOADS.map((w) => w.id).join(",")}
   --ops=train,infer      subset of ${OPS.map((o) => o.id).join(",")}
-  --impls=a,b            subset of simd-copy,simd-zero,simd-zero-t<default threads>,tfjs-cpu,tfjs-wasm,ort-web,ort-node,torch,torch-t<cores>
+  --impls=a,b            subset of simd-copy,simd-zero,simd-zero-t<default threads>,tfjs-cpu,tfjs-wasm,tfjs-cpu-plugin,tfjs-wasm-plugin,ort-web,ort-node,torch,torch-t<cores>
                          (copy always runs)
   --time=ms              time budget per task
   --save                 write bench/results/peers.* (tracked; a complete run only), not bench/results/local/
@@ -80,6 +81,8 @@ const all = [
   ...(defaultZero ? [defaultZero] : []),
   tfjsImpl("cpu", "#bdbdbd"),
   tfjsImpl("wasm", "#737373"),
+  tfjsImpl("cpu", "#c7e9c0", { bn, registerTfjsKernels }),
+  tfjsImpl("wasm", "#41ab5d", { bn, registerTfjsKernels }),
   ortImpl("web", "#9ecae1"),
   ortImpl("node", "#2171b5"),
   ...torches,
@@ -117,6 +120,7 @@ const layoutNote = [
   "Layouts: tfjs normalizes over the last axis (channels-last), so it runs on S5 (NHWC, S1's size) and S3 ([N, C]) only; ONNX BatchNormalization is channels-first, so onnxruntime runs on S1-S4 only.",
   "tfjs backward is tf.grads of moments + batchNorm (it recomputes the forward; tfjs has no standalone backward). onnxruntime has no backward. onnxruntime's training-mode running_var uses the biased batch variance (ONNX spec); it is checked against that.",
   "Copies: tfjs and onnxruntime take Float32Arrays and return Float32Arrays on every call, as our copying API does; PyTorch is timed inside Python on resident tensors (compare with our zero-copy API).",
+  "tfjs + plugin: the same tfjs calls with tfjs's FusedBatchNorm kernel re-registered on wasm-batchnorm/tfjs (registerTfjsKernels, our 1-thread backend); tf.moments, the running-average update and the backward's other kernels stay tfjs's.",
   "Speed column: median of wasm-batchnorm's copying API / this median (above 1: faster than ours).",
   ...(torches.length ? [] : [`PyTorch: skipped (${torchCheck.error}).`]),
 ].join(" ");

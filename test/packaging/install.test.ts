@@ -95,6 +95,14 @@ describe("installing the package", () => {
     for (const f of packedFiles.filter((f) => f.endsWith(".js"))) {
       expect(await readFile(join(unpacked, f), "utf8"), f).not.toMatch(/sourceMappingURL/);
     }
+    // TensorFlow.js is an optional peer of the wasm-batchnorm/tfjs subpath only: no dependency, and no module imports it
+    expect(pkg.dependencies).toBeUndefined();
+    expect(pkg.exports["./tfjs"]).toEqual({ types: "./dist/tfjs.d.ts", default: "./dist/tfjs.js" });
+    expect(pkg.peerDependenciesMeta).toEqual({ "@tensorflow/tfjs-core": { optional: true } });
+    // (static imports at the start of a line, dynamic import() and require(); doc comments show tfjs imports)
+    for (const f of packedFiles.filter((f) => f.endsWith(".js"))) {
+      expect(await readFile(join(unpacked, f), "utf8"), f).not.toMatch(/^\s*(import|export)\b[^\n]*["']@tensorflow|\b(import|require)\s*\(\s*["']@tensorflow/m);
+    }
     // postpack put the package.json back byte for byte
     expect(await readFile(join(tree, "package.json"), "utf8")).toBe(await readFile(join(repo, "package.json"), "utf8"));
   });
@@ -107,6 +115,30 @@ describe("installing the package", () => {
     expect(await smokeInNode("wasm-batchnorm", "module", app)).toEqual(expected);
     expect(await smokeInNode("wasm-batchnorm", "commonjs", app)).toEqual(expected);
   }, 60_000);
+
+  it("wasm-batchnorm/tfjs: loads without TensorFlow.js, and with tfjs-core and its cpu backend installed computes NCHW statistics per channel", async () => {
+    const app = await newProject(join(work, "app-tfjs"));
+    await npm(["install", tarball], app);
+    const probe = (inputType: "module" | "commonjs") =>
+      promisify(execFile)(process.execPath, [`--input-type=${inputType}`, "-e", inputType === "module"
+        ? `import { registerTfjsKernels } from "wasm-batchnorm/tfjs"; console.log(typeof registerTfjsKernels);`
+        : `console.log(typeof require("wasm-batchnorm/tfjs").registerTfjsKernels);`], { cwd: app });
+    expect((await probe("module")).stdout.trim()).toBe("function");
+    expect((await probe("commonjs")).stdout.trim()).toBe("function");
+    const { stdout, stderr } = await npm(["install", "@tensorflow/tfjs-core@4.22.0", "@tensorflow/tfjs-backend-cpu@4.22.0"], app);
+    expect(`${stdout}${stderr}`).not.toMatch(/warn|error/i);
+    // x [1, 2, 1, 2] (NCHW), statistics [1, 2, 1, 1]: channel 0 is {1, 3}, channel 1 is {5, 9}
+    const script = `
+      import * as tf from "@tensorflow/tfjs-core";
+      import "@tensorflow/tfjs-backend-cpu";
+      import { registerTfjsKernels } from "wasm-batchnorm/tfjs";
+      await tf.setBackend("cpu");
+      const plugin = await registerTfjsKernels(tf);
+      const y = tf.batchNorm(tf.tensor4d([1, 3, 5, 9], [1, 2, 1, 2]), tf.tensor4d([2, 7], [1, 2, 1, 1]), tf.tensor4d([1, 4], [1, 2, 1, 1]), undefined, undefined, 1e-3);
+      console.log(JSON.stringify({ backends: plugin.backends, y: Array.from(y.dataSync(), (v) => Math.round(v * 1e4) / 1e4) }));`;
+    const run = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script], { cwd: app, timeout: 20_000 });
+    expect(JSON.parse(run.stdout.trim().split("\n").at(-1)!)).toEqual({ backends: ["cpu"], y: [-0.9995, 0.9995, -0.9999, 0.9999] });
+  }, 120_000);
 
   it("installs from a git URL (a clone of HEAD), built by its prepare script", async () => {
     const clone = join(work, "clone");
