@@ -7,9 +7,12 @@
 // `activation: 'relu'` fuses torch.relu into the same passes: y = max(0, y), and backward zeroes dy
 // where that output was <= 0 (the mask is recomputed from x, never stored).
 import type { Backend } from "./index.js";
-import { Engine, Operand, Running, Steps } from "./engine.js";
+import { Engine, GivenStatistics, Operand, Reduced, Running, Steps } from "./engine.js";
 import { backwardChunks, chunksOf, concat, forwardChunks } from "./ghost.js";
 import { WasmMemory, WasmTensor } from "./memory.js";
+import {
+  BatchNormBackwardReduced, BatchNormBackwardReduceOptions, BatchStatisticsInput, checkPart, f64Row,
+} from "./split-phase.js";
 import {
   Activation, Layout, Tensor, checkActivation, checkBoolean, checkChannels, checkChunkChannels, checkChunkStats, checkDisjoint, checkEps,
   checkKeys, checkLayout, checkMomentum, checkOut, checkRunningVariance, checkTensor, checkVirtualBatchSize, describe, geometry,
@@ -73,6 +76,14 @@ export interface BatchNormOptions {
    * An integer >= 1, or `null` for none. Default `null`.
    */
   virtualBatchSize?: number | null;
+  /**
+   * SyncBN: normalize with these statistics (`bn.mergeStatistics` of every rank's
+   * `bn.batchStatistics`) instead of the batch's, and update the running statistics with them (the
+   * merged count's unbiased variance). Training only, without `virtualBatchSize`; the count must be
+   * more than 1. x may then be empty (a rank without data still updates its running statistics).
+   * Default none.
+   */
+  statistics?: BatchStatisticsInput | null;
 }
 
 /** What {@link Backend.batchNorm} returns. */
@@ -130,6 +141,14 @@ export interface BatchNormBackwardOptions {
    * `mean` and `invstd` hold the forward's C values per chunk. Ignored with `training: false`. Default `null`.
    */
   virtualBatchSize?: number | null;
+  /**
+   * SyncBN: the sum over every rank of `bn.batchNormBackwardReduce`'s sums, used instead of this
+   * shard's own (with `count`, training only, without `virtualBatchSize`). dweight and dbias are
+   * then those of the whole batch. Default none.
+   */
+  reduced?: { sumDy: Float64Array | readonly number[]; sumDyXc: Float64Array | readonly number[] } | null;
+  /** With `reduced`: the count of the merged statistics the forward normalized with. */
+  count?: number;
 }
 
 /** What {@link Backend.batchNormBackward} returns. */
@@ -158,11 +177,11 @@ const INVSTD = Symbol("float64 invstd");
 
 const FORWARD_OPTIONS: ReadonlySet<string> = new Set([
   "shape", "layout", "weight", "bias", "runningMean", "runningVar", "training", "momentum", "runningVariance", "eps", "activation", "out",
-  "virtualBatchSize",
+  "virtualBatchSize", "statistics",
 ]);
 const BACKWARD_OPTIONS: ReadonlySet<string> = new Set([
   "shape", "layout", "weight", "bias", "eps", "training", "mean", "invstd", "runningMean", "runningVar", "activation", "out",
-  "virtualBatchSize",
+  "virtualBatchSize", "reduced", "count",
 ]);
 
 /** What a call returns for its `out` (resolved to `op`): a WasmTensor's view, a fresh view if growth detached `out`, else `out`. */
@@ -210,8 +229,15 @@ function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): 
   const running: Running | null = runningMean !== null ? { mean: runningMean, variance: runningVar!, biased } : null;
   const batchStats = training || !running;
   const chunks = chunksOf(g, training ? virtualBatchSize : null);
-  if (batchStats) checkChunkStats(chunks);
+  const given = checkGiven(options.statistics, g.c, training, virtualBatchSize);
+  if (batchStats && !given) checkChunkStats(chunks);
 
+  if (given) {
+    const sc = engine.scratch(g.c);
+    const y = out ?? new Float32Array(length);
+    const stats = yield* engine.forward(xOp, y, g, sc, { weight, bias, eps, stats: given, running, factor: running ? momentum : null, relu });
+    return { y: out !== null ? resultOf(memory, options.out!, out, length) : (y as Float32Array), ...returned(stats.mean, stats.invstd, relu) };
+  }
   if (length === 0) {
     const y = out !== null ? resultOf(memory, options.out!, out, 0) : new Float32Array(0);
     return { y, mean: new Float32Array(chunks.length * g.c).fill(NaN), invstd: new Float32Array(chunks.length * g.c).fill(NaN) };
@@ -219,15 +245,45 @@ function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): 
   const sc = engine.scratch(g.c);
   const y = out ?? new Float32Array(length);
   const factor = training && running ? momentum : null;
-  const stats = yield* forwardChunks(engine, xOp, y, chunks, sc, weight, bias, eps, batchStats, running, () => ({ factor, reweight: null }), relu);
-  const mean64 = concat(stats.map((s) => s.mean));
-  const mean = new Float32Array(mean64);
-  const invstd64 = concat(stats.map((s) => s.invstd));
-  const invstd = new Float32Array(invstd64);
-  // the low part matters only to a backward through batch statistics, the f64 invstd only to its ReLU mask
-  if (batchStats) Object.defineProperty(mean, LOW, { value: Array.from(mean64, (m, i) => m - mean[i]) });
-  if (batchStats && relu) Object.defineProperty(invstd, INVSTD, { value: invstd64 });
+  const stats = yield* forwardChunks(engine, xOp, y, chunks, sc, weight, bias, eps, batchStats ? "batch" : "running", running, () => ({ factor, reweight: null }), relu);
+  const { mean, invstd } = batchStats ? returned(concat(stats.map((s) => s.mean)), concat(stats.map((s) => s.invstd)), relu) : {
+    mean: new Float32Array(stats[0].mean), invstd: new Float32Array(stats[0].invstd),
+  };
   return { y: out !== null ? resultOf(memory, options.out!, out, length) : (y as Float32Array), mean, invstd };
+}
+
+/**
+ * The f32 mean and invstd a forward through batch (or given) statistics returns, carrying what its
+ * backward needs: the mean's low part, and with a ReLU the f64 invstd its mask is rebuilt from.
+ */
+function returned(mean64: Float64Array, invstd64: Float64Array, relu: boolean): { mean: Float32Array; invstd: Float32Array } {
+  const mean = new Float32Array(mean64);
+  const invstd = new Float32Array(invstd64);
+  Object.defineProperty(mean, LOW, { value: Array.from(mean64, (m, i) => m - mean[i]) });
+  if (relu) Object.defineProperty(invstd, INVSTD, { value: invstd64 });
+  return { mean, invstd };
+}
+
+/** Adds the low part a forward's returned `mean` carries (when `mean` is that array) to its f64 copy. */
+function addLow(mean64: Float64Array, mean: unknown): void {
+  const low = mean instanceof Float32Array ? (mean as { [LOW]?: number[] })[LOW] : undefined;
+  if (low) for (let i = 0; i < low.length; i++) mean64[i] += low[i];
+}
+
+/** The f64 invstd a forward with a ReLU attached to the `invstd` it returned, else the given values widened. */
+function batchInvstd(memory: WasmMemory, invstd: unknown, op: Operand, rows: number): Float64Array {
+  const exact = invstd instanceof Float32Array ? (invstd as { [INVSTD]?: Float64Array })[INVSTD] : undefined;
+  return exact?.length === rows ? exact : new Float64Array(memory.floats(op, rows));
+}
+
+/** The `statistics` option checked: null, or given statistics for a training forward without ghost batches. */
+function checkGiven(v: unknown, c: number, training: boolean, virtualBatchSize: number | null): GivenStatistics | null {
+  if (v === undefined || v === null) return null;
+  if (!training) throw new TypeError("statistics: only with training: true (eval mode normalizes with the running statistics)");
+  if (virtualBatchSize !== null) throw new TypeError("statistics: not with virtualBatchSize (each ghost batch has its own statistics)");
+  const s = checkPart("statistics", v, c);
+  if (s.count < 2) throw new RangeError(`statistics.count: expected more than 1 value per channel when training, got ${s.count}`);
+  return { count: s.count, mean: s.mean, variance: s.m2.map((m) => m / s.count) };
 }
 
 export function batchNormBackward(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): BatchNormBackwardResult {
@@ -274,19 +330,27 @@ function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options:
     checkDisjoint(out, length, spreadName, spread, rows, false);
   }
 
-  if (length === 0) {
-    const dx = out !== null ? resultOf(memory, options.out!, out, 0) : new Float32Array(0);
-    return { dx, dweight: new Float32Array(g.c), dbias: new Float32Array(g.c) };
-  }
+  const reduced = checkReduced(options.reduced, options.count, g.c, training, virtualBatchSize);
   const mean64 = new Float64Array(memory.floats(mean, rows));
   let invstd64: Float64Array;
   if (training) {
-    const exact = options.invstd instanceof Float32Array ? (options.invstd as { [INVSTD]?: Float64Array })[INVSTD] : undefined;
-    invstd64 = exact?.length === rows ? exact : new Float64Array(memory.floats(spread, rows));
-    const low = options.mean instanceof Float32Array ? (options.mean as { [LOW]?: number[] })[LOW] : undefined;
-    if (low) for (let i = 0; i < low.length; i++) mean64[i] += low[i];
+    invstd64 = batchInvstd(memory, options.invstd, spread, rows);
+    addLow(mean64, options.mean);
   } else {
     invstd64 = Float64Array.from(memory.floats(spread, g.c), (v) => 1 / Math.sqrt(v + eps));
+  }
+  if (reduced) {
+    // the whole batch's gradients on every rank, an empty one too
+    const dx = out ?? new Float32Array(length);
+    const o = { weight, mean: mean64, invstd: invstd64, training, relu: relu ? { weight, bias } : null, reduced };
+    const grads = length ? yield* engine.backward(dyOp, xOp, dx, g, engine.scratch(g.c), o) : {
+      dweight: reduced.sumDyXc.map((s, i) => s * invstd64[i]), dbias: reduced.sumDy,
+    };
+    return { dx: out !== null ? resultOf(memory, options.out!, out, length) : (dx as Float32Array), dweight: new Float32Array(grads.dweight), dbias: new Float32Array(grads.dbias) };
+  }
+  if (length === 0) {
+    const dx = out !== null ? resultOf(memory, options.out!, out, 0) : new Float32Array(0);
+    return { dx, dweight: new Float32Array(g.c), dbias: new Float32Array(g.c) };
   }
   const sc = engine.scratch(g.c);
   const dx = out ?? new Float32Array(length);
@@ -296,4 +360,53 @@ function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options:
     dweight: new Float32Array(grads.dweight),
     dbias: new Float32Array(grads.dbias),
   };
+}
+
+/** The `reduced` and `count` options checked: null, or the summed reductions for a training backward without ghost batches. */
+function checkReduced(v: unknown, count: unknown, c: number, training: boolean, virtualBatchSize: number | null): (Reduced & { count: number }) | null {
+  if (v === undefined || v === null) {
+    if (count !== undefined) throw new TypeError("count: only with reduced");
+    return null;
+  }
+  if (!training) throw new TypeError("reduced: only with training: true (eval-mode backward needs no sums)");
+  if (virtualBatchSize !== null) throw new TypeError("reduced: not with virtualBatchSize");
+  if (count === undefined) throw new TypeError("count: required with reduced (the count of the merged statistics the forward used)");
+  if (!Number.isSafeInteger(count) || (count as number) < 1) throw new RangeError(`count: expected a positive integer, got ${describe(count)}`);
+  checkKeys(v, new Set(["sumDy", "sumDyXc"]), "reduced", "reduced.", "field");
+  const r = v as { sumDy: unknown; sumDyXc: unknown };
+  return { sumDy: f64Row("reduced.sumDy", r.sumDy, c), sumDyXc: f64Row("reduced.sumDyXc", r.sumDyXc, c), count: count as number };
+}
+
+const REDUCE_OPTIONS: ReadonlySet<string> = new Set(["shape", "layout", "mean", "invstd", "weight", "bias", "activation"]);
+
+export function batchNormBackwardReduce(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardReduceOptions): BatchNormBackwardReduced {
+  return engine.run("batchNormBackwardReduce", batchNormBackwardReduceSteps(engine, dy, x, options));
+}
+
+/** batchNormBackwardReduce on the worker pool. */
+export function batchNormBackwardReduceAsync(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardReduceOptions): Promise<BatchNormBackwardReduced> {
+  return engine.runAsync(() => batchNormBackwardReduceSteps(engine, dy, x, options));
+}
+
+function* batchNormBackwardReduceSteps(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardReduceOptions): Steps<BatchNormBackwardReduced> {
+  const memory = engine.memory;
+  checkKeys(options, REDUCE_OPTIONS);
+  const dyOp = checkTensor("dy", dy, memory);
+  const xOp = checkTensor("x", x, memory);
+  const g = geometry(options.shape, checkLayout(options.layout), x.length);
+  if (dy.length !== x.length) throw new RangeError(`dy: expected length ${x.length} (as x), got ${dy.length}`);
+  const mean = checkChannels("mean", options.mean, g.c, memory);
+  const invstd = checkChannels("invstd", options.invstd, g.c, memory);
+  if (!mean || !invstd) {
+    const missing = mean ? "invstd" : "mean";
+    throw new TypeError(`${missing}: required (pass the ${missing} batchNorm returned), got ${describe(options[missing])}`);
+  }
+  const relu = checkActivation(options.activation) === "relu";
+  const weight = checkChannels("weight", options.weight, g.c, memory);
+  const bias = checkChannels("bias", options.bias, g.c, memory);
+  if (x.length === 0) return { sumDy: new Float64Array(g.c), sumDyXc: new Float64Array(g.c) };
+  const mean64 = new Float64Array(memory.floats(mean, g.c));
+  addLow(mean64, options.mean);
+  const o = { mean: mean64, invstd: batchInvstd(memory, options.invstd, invstd, g.c), relu: relu ? { weight, bias } : null };
+  return yield* engine.backwardReduce(dyOp, xOp, g, engine.scratch(g.c), o);
 }

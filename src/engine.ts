@@ -422,8 +422,9 @@ export class Engine {
       const temps: number[] = [];
       try {
         const blocks = g.length ? this.blocks(g, x, y) : []; // empty: a rank of SyncBN with no data
-        const bufX = typeof x === "number" ? 0 : this.alloc(blocks[0].length, temps);
-        const bufY = typeof y === "number" ? 0 : bufX || this.alloc(blocks[0].length, temps);
+        const size = blocks[0]?.length ?? 0;
+        const bufX = typeof x === "number" || !size ? 0 : this.alloc(size, temps);
+        const bufY = typeof y === "number" || !size ? 0 : bufX || this.alloc(size, temps);
         for (const blk of blocks) {
           const src = this.stage(x, blk, bufX);
           const dst = typeof y === "number" ? y + blk.offset * 4 : bufY;

@@ -5,7 +5,7 @@
 // Hubara & Soudry, "Train longer, generalize better", 2017. A chunk of an [N, ...] tensor is a
 // contiguous range in either layout, so the engine's passes run on each chunk's sub-geometry in place
 // (an address offset in wasm memory, a subarray of a Float32Array): no copies.
-import type { Engine, Operand, ReluMask, Reweight, Running, Scratch, Statistics, Steps } from "./engine.js";
+import type { Engine, ForwardSpec, Operand, ReluMask, Reweight, Running, Scratch, Statistics, Steps } from "./engine.js";
 import type { Geometry } from "./validate.js";
 
 /** One ghost batch: its geometry and its first value's index in the whole tensor. */
@@ -57,13 +57,13 @@ export function concat(rows: Float64Array[]): Float64Array {
  */
 export function* forwardChunks(
   engine: Engine, x: Operand, y: Operand, chunks: readonly Chunk[], sc: Scratch, weight: Operand | null, bias: Operand | null,
-  eps: number, batchStats: boolean, running: Running | null, step: (k: number) => { factor: number | null; reweight: Reweight | null },
+  eps: number, source: ForwardSpec["stats"], running: Running | null, step: (k: number) => { factor: number | null; reweight: Reweight | null },
   relu = false,
 ): Steps<Statistics[]> {
   const stats: Statistics[] = [];
   for (const [k, ch] of chunks.entries()) {
     const { factor, reweight } = step(k);
-    const o = { weight, bias, eps, stats: batchStats ? "batch" : "running", running, factor, reweight, relu } as const;
+    const o = { weight, bias, eps, stats: source, running, factor, reweight, relu };
     stats.push(yield* engine.forward(chunkOf(x, ch), chunkOf(y, ch), ch.g, sc, o));
   }
   return stats;

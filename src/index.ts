@@ -11,9 +11,14 @@
  * @mergeModuleWith <project>
  */
 import {
-  batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, BatchNormOptions, BatchNormResult, BatchNormBackwardOptions,
-  BatchNormBackwardResult,
+  batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, batchNormBackwardReduce, batchNormBackwardReduceAsync,
+  BatchNormOptions, BatchNormResult, BatchNormBackwardOptions, BatchNormBackwardResult,
 } from "./batchnorm.js";
+import {
+  BatchNormBackwardReduced, BatchNormBackwardReduceOptions, BatchStatistics, BatchStatisticsInput, BatchStatisticsOptions,
+  batchStatisticsSteps, mergeStatistics,
+} from "./split-phase.js";
+import { SyncBatchNorm as SyncBatchNormModule, SyncBatchNormOptions } from "./sync-batchnorm.js";
 import { fromKeras, fromOnnx, KerasBatchNormalization, OnnxBatchNormalization } from "./conventions.js";
 import { Engine } from "./engine.js";
 import { Executor } from "./executor.js";
@@ -37,6 +42,10 @@ export type { BackendName } from "./kernels.js";
 export type { FoldBatchNormParams, FoldLayer, FoldResult, FoldValues } from "./fold.js";
 export { WasmTensor } from "./memory.js";
 export type { BatchNorm } from "./module.js";
+export type { SyncBatchNorm, SyncBatchNormOptions, SyncPart } from "./sync-batchnorm.js";
+export type {
+  BatchStatistics, BatchStatisticsInput, BatchStatisticsOptions, BatchNormBackwardReduceOptions, BatchNormBackwardReduced,
+} from "./split-phase.js";
 export type { RunningStats } from "./running-stats.js";
 
 /** Options of {@link init}. */
@@ -119,6 +128,15 @@ export class Backend {
     new (numFeatures: number): RunningStatsBase;
     fromJSON(json: RunningStatsJSON | string): RunningStatsBase;
   };
+  /**
+   * BatchNorm across processes or machines, like `torch.nn.SyncBatchNorm`:
+   * `new bn.SyncBatchNorm(numFeatures, { ...moduleOptions, allgather })` (see
+   * {@link SyncBatchNormOptions}; the README shows a 3-process example).
+   * @example
+   * const layer = new bn.SyncBatchNorm(64, { allgather: (part) => transport.allgather(part) });
+   * const y = await layer.forwardAsync(shard, shape);
+   */
+  readonly SyncBatchNorm: new (numFeatures: number, options: SyncBatchNormOptions) => SyncBatchNormModule;
   private readonly engine: Engine;
 
   /** Threads a sync call uses (1 where shared memory is not available, see InitOptions.threads). */
@@ -163,6 +181,14 @@ export class Backend {
       static fromOnnx(node: OnnxBatchNormalization): BatchNormModule {
         const j = fromOnnx(node);
         return new this(j.numFeatures, j.options).adopt(j);
+      }
+      protected newRunningStats(): RunningStatsBase {
+        return new Stats(this.numFeatures);
+      }
+    };
+    this.SyncBatchNorm = class extends SyncBatchNormModule {
+      constructor(numFeatures: number, options: SyncBatchNormOptions) {
+        super(engine, numFeatures, options);
       }
       protected newRunningStats(): RunningStatsBase {
         return new Stats(this.numFeatures);
@@ -233,6 +259,60 @@ export class Backend {
    */
   batchNormBackwardAsync(dy: Float32Array | WasmTensor, x: Float32Array | WasmTensor, options: BatchNormBackwardOptions): Promise<BatchNormBackwardResult> {
     return batchNormBackwardAsync(this.engine, dy, x, options);
+  }
+
+  /**
+   * SyncBN, phase 1: the exact mergeable statistics of this rank's shard, per channel in float64
+   * (count, mean, M2). Send them to every rank, merge with {@link mergeStatistics}, normalize with
+   * `batchNorm(x, { ..., statistics })`.
+   * @param x this rank's shard (may be empty: count 0).
+   * @param options `shape` (required) and `layout`, as batchNorm's.
+   * @throws {TypeError|RangeError} naming the argument, as batchNorm.
+   * @example
+   * const part = bn.batchStatistics(shard, { shape: [8, 64, 28, 28] }); // { count, mean, m2 }
+   */
+  batchStatistics(x: Float32Array | WasmTensor, options: BatchStatisticsOptions): BatchStatistics {
+    return this.engine.run("batchStatistics", batchStatisticsSteps(this.engine, x, options));
+  }
+
+  /** batchStatistics on the worker pool, never blocking the caller. */
+  batchStatisticsAsync(x: Float32Array | WasmTensor, options: BatchStatisticsOptions): Promise<BatchStatistics> {
+    return this.engine.runAsync(() => batchStatisticsSteps(this.engine, x, options));
+  }
+
+  /**
+   * SyncBN, phase 2: every rank's statistics merged by Chan et al.'s formula in the given order
+   * (empty parts add nothing), so every rank that merges the same parts in the same order gets the
+   * same bits. Parts may come through JSON (arrays of numbers).
+   * @param parts one `{ count, mean, m2 }` per rank, at least one, all with the same channel count.
+   * @returns the merged `{ count, mean, m2 }` (float64).
+   * @throws {TypeError|RangeError} naming the part and field (`parts[2].mean: expected length 64, ...`).
+   * @example
+   * const merged = bn.mergeStatistics(await allgather(part));
+   * const { y } = bn.batchNorm(shard, { shape, runningMean, runningVar, statistics: merged });
+   */
+  mergeStatistics(parts: readonly BatchStatisticsInput[]): BatchStatistics {
+    return mergeStatistics(parts);
+  }
+
+  /**
+   * SyncBN, backward phase 1: this rank's per-channel sums of dy and dy * (x - mean) (float64), for
+   * the forward that returned `mean` and `invstd`. Add them over all ranks and pass the sums to
+   * `batchNormBackward(dy, x, { ..., reduced, count })` with the merged count.
+   * @throws {TypeError|RangeError} naming the argument, as batchNormBackward.
+   * @example
+   * const local = bn.batchNormBackwardReduce(dy, shard, { shape, mean, invstd });
+   * const { dx } = bn.batchNormBackward(dy, shard, { shape, mean, invstd, reduced: sumOverRanks(local), count: merged.count });
+   */
+  batchNormBackwardReduce(dy: Float32Array | WasmTensor, x: Float32Array | WasmTensor, options: BatchNormBackwardReduceOptions): BatchNormBackwardReduced {
+    return batchNormBackwardReduce(this.engine, dy, x, options);
+  }
+
+  /** batchNormBackwardReduce on the worker pool, never blocking the caller. */
+  batchNormBackwardReduceAsync(
+    dy: Float32Array | WasmTensor, x: Float32Array | WasmTensor, options: BatchNormBackwardReduceOptions,
+  ): Promise<BatchNormBackwardReduced> {
+    return batchNormBackwardReduceAsync(this.engine, dy, x, options);
   }
 
   /**

@@ -7,7 +7,7 @@
 import {
   Imported, KerasBatchNormalizationOutput, OnnxBatchNormalizationOutput, Origin, toKeras, toOnnx,
 } from "./conventions.js";
-import { Engine, Operand, ReluMask, Reweight, Running, Statistics, Steps } from "./engine.js";
+import { Engine, GivenStatistics, Operand, Reduced, ReluMask, Reweight, Running, Statistics, Steps } from "./engine.js";
 import { Chunk, RenormChunk, backwardChunks, chunksOf, concat, forwardChunks } from "./ghost.js";
 import { JsonFloat, f32ToJSON, floatsFromJSON, parseJSON } from "./json.js";
 import { WasmTensor } from "./memory.js";
@@ -255,8 +255,8 @@ export class BatchNorm {
   private origin: Origin | null = null;
   /** The module was created with running statistics (PyTorch's buffers); they stay when tracking is switched off. */
   private readonly buffers: boolean;
-  private readonly engine: Engine;
-  private saved: Saved | null = null;
+  protected readonly engine: Engine;
+  protected saved: Saved | null = null;
   /** The module's copy of the last input (reused across calls), released by dispose() or on garbage collection. */
   private readonly held = { block: 0, bytes: 0 };
   private static readonly registry = new FinalizationRegistry<{ engine: Engine; held: { block: number } }>(
@@ -405,7 +405,8 @@ export class BatchNorm {
     return this.engine.runAsync(() => this.forwardSteps(x, shape));
   }
 
-  private *forwardSteps(x: Tensor, shape: readonly number[]): Steps<Float32Array> {
+  /** `given`: SyncBN's merged statistics to normalize with (training, not frozen; src/sync-batchnorm.ts). */
+  protected *forwardSteps(x: Tensor, shape: readonly number[], given: GivenStatistics | null = null): Steps<Float32Array> {
     const memory = this.engine.memory;
     const xOp = checkTensor("x", x, memory);
     const g = geometry(shape, this.layout, x.length);
@@ -416,9 +417,9 @@ export class BatchNorm {
     if (this.isFrozen) return yield* this.frozenForwardSteps(xOp, g, p);
     const batchStats = this.training || p.running === null;
     const chunks = chunksOf(g, this.training ? this.virtualBatchSize : null);
-    if (batchStats) checkChunkStats(chunks);
+    if (batchStats && !given) checkChunkStats(chunks);
     const track = this.training && this.tracking && p.running !== null && this.population === null;
-    if (g.length === 0) {
+    if (g.length === 0 && !given) {
       if (track) this.numBatchesTracked += chunks.length;
       this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats, frozenVar: null, chunks, renorm: null, relu: null };
       return new Float32Array(0);
@@ -436,7 +437,8 @@ export class BatchNorm {
     let stats: Statistics[];
     try {
       const step = (k: number) => this.chunkStep(k, p, track, renorm);
-      stats = yield* forwardChunks(engine, xOp, y, chunks, sc, p.weight, p.bias, this.eps, batchStats, p.running, step, this.activation === "relu");
+      const source = given ?? (batchStats ? "batch" : "running");
+      stats = yield* forwardChunks(engine, xOp, y, chunks, sc, p.weight, p.bias, this.eps, source, p.running, step, this.activation === "relu");
     } catch (e) {
       if (keep !== 0 && keep !== held.block) memory.release(keep);
       throw e;
@@ -455,7 +457,7 @@ export class BatchNorm {
     else for (const chunk of stats) this.population?.addStatistics(chunk);
     this.saved = {
       g,
-      x: keep || (xOp as number),
+      x: keep || (typeof xOp === "number" ? xOp : 0),
       tensor: x instanceof WasmTensor ? x : null,
       mean64: concat(stats.map((s) => s.mean)),
       invstd64: concat(stats.map((s) => s.invstd)),
@@ -629,7 +631,11 @@ export class BatchNorm {
     return this.engine.runAsync(() => this.backwardSteps(dy));
   }
 
-  private *backwardSteps(dy: Tensor): Steps<Float32Array> {
+  /**
+   * `sync`: SyncBN's sums over every rank (with the merged count) to take instead of this batch's,
+   * and this rank's own, whose gradients it keeps (as PyTorch's SyncBatchNorm; src/sync-batchnorm.ts).
+   */
+  protected *backwardSteps(dy: Tensor, sync: { reduced: Reduced & { count: number }; local: Reduced } | null = null): Steps<Float32Array> {
     const memory = this.engine.memory;
     const dyOp = checkTensor("dy", dy, memory);
     const saved = this.saved;
@@ -649,6 +655,13 @@ export class BatchNorm {
     const engine = this.engine;
     const sc = engine.scratch(g.c);
     const dx = new Float32Array(g.length);
+    if (sync) {
+      const o = { weight: p.weight, mean: saved.mean64, invstd: saved.invstd64, training: true, relu: saved.relu, reduced: sync.reduced };
+      yield* engine.backward(dyOp, saved.x, dx, g, sc, o);
+      const { sumDy, sumDyXc } = sync.local;
+      this.accumulate(wg, bg, new Float32Array(sumDyXc.map((s, i) => s * saved.invstd64[i])), new Float32Array(sumDy));
+      return dx;
+    }
     const { dweight, dbias } = yield* backwardChunks(
       engine, dyOp, saved.x, dx, saved.chunks, sc, p.weight, saved.mean64, saved.invstd64, saved.batchStats, saved.renorm, saved.relu,
     );
