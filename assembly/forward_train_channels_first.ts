@@ -2,7 +2,7 @@
 // coefficients, then normalize while the group is still in cache, so x is read from memory once.
 // Within a group both passes run in memory order (image by image), which streams far better than
 // walking one channel's N scattered rows. With the fused ReLU the normalize pass clamps y at 0.
-import { statsChannelsFirst } from "./stats_channels_first";
+import { statsChannelsFirst, STATS_FAST } from "./stats_channels_first";
 import { normalizeChannelsFirst } from "./normalize_channels_first";
 import { forwardCoefficients } from "./coefficients";
 
@@ -17,7 +17,7 @@ export function forwardTrainChannelsFirst(
 ): void {
   for (let g0 = c0; g0 < c1; g0 += group) {
     const g1 = min(c1, g0 + group);
-    statsChannelsFirst(x, n, c, s, g0, g1, mean, variance, 0, coef, false); // the mh row holds the shifts until overwritten
+    statsChannelsFirst(x, n, c, s, g0, g1, mean, variance, 0, coef, STATS_FAST); // the mh row holds the shifts until overwritten
     forwardCoefficients(c, g0, g1, mean, variance, false, eps, weight, bias, coef, invstd);
     normalizeChannelsFirst(x, y, n, c, s, g0, g1, coef, relu);
   }

@@ -1,6 +1,6 @@
 // Entry point: every kernel the TypeScript side calls. All take byte pointers into linear memory,
 // element counts and a channel range [c0, c1), and allocate nothing (memory is owned by src/memory.ts).
-export { statsChannelsFirst } from "./stats_channels_first";
+export { statsChannelsFirst, STATS_FAST, STATS_WIDE, STATS_EXACT } from "./stats_channels_first";
 export { statsChannelsLast } from "./stats_channels_last";
 export { forwardCoefficients, maskCoefficients, splitMeans, backwardCoefficients, COEF_ROWS } from "./coefficients";
 export { normalizeChannelsFirst } from "./normalize_channels_first";

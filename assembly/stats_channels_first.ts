@@ -112,24 +112,34 @@ import { lo64, hi64, sum64, at4, at8 } from "./widen";
 }
 
 /**
- * Whether M2 from the fast sums lost the variance: sum(d * d) overflowed (f32 squares), more than
- * halved by cancellation (SIMD; 2^-20 in f64 for the scalar build), or near or below f32's underflow
- * (mean d * d < 2^-100; a constant channel of exact zeros d is redone too, cheaply and rarely).
+ * How the statistics kernels sum: FAST squares deviations in f32 within blocks (SIMD build; f64 in
+ * the scalar build), WIDE squares them in f64 in the same single pass (float64-grade M2 unless
+ * cancellation calls for the second pass), EXACT always adds the second pass around the mean.
  */
-@inline export function untrusted(s2: f64, m2: f64, count: f64): bool {
-  if (!ASC_FEATURE_SIMD) return !(m2 >= s2 * 9.5367431640625e-7); // 2^-20
+export const STATS_FAST = 0;
+export const STATS_WIDE = 1;
+export const STATS_EXACT = 2;
+
+/**
+ * Whether M2 from the one-pass sums lost the variance: sum(d * d) overflowed (f32 squares), more than
+ * halved by cancellation (f32 squares; 2^-20 with f64 squares: `wide`, or the scalar build), or near or
+ * below f32's underflow (mean d * d < 2^-100; a constant channel of exact zeros d is redone too,
+ * cheaply and rarely).
+ */
+@inline export function untrusted(s2: f64, m2: f64, count: f64, wide: bool): bool {
+  if (!ASC_FEATURE_SIMD || wide) return !(m2 >= s2 * 9.5367431640625e-7); // 2^-20
   return !(m2 >= s2 * 0.5 && s2 >= count * 7.888609052210118e-31 && s2 < Infinity); // 2^-100
 }
 
 /**
  * Finishes a channel whose sum(x) and sum((x - k)^2) sit in `mean[0]` and `variance[0]`: checks them,
- * redoes M2 in f64 around the mean if needed (always with `exact`), then stores the mean and biased
+ * redoes M2 in f64 around the mean if needed (always in STATS_EXACT mode), then stores the mean and biased
  * variance, and sum(x) in `total[0]` when `total` is not 0 (so a caller can merge blocks by their
  * sums, as exact as torch's one f64 sum). The channel's values are `runs` runs of `len` contiguous
  * floats from p, `step` bytes apart.
  */
 @inline export function finishChannel(
-  p: usize, runs: i32, len: i32, step: usize, count: f64, k: f64, exact: bool, mean: usize, variance: usize, total: usize,
+  p: usize, runs: i32, len: i32, step: usize, count: f64, k: f64, mode: i32, mean: usize, variance: usize, total: usize,
 ): void {
   const s1 = load<f64>(mean);
   if (total) store<f64>(total, s1);
@@ -143,7 +153,7 @@ import { lo64, hi64, sum64, at4, at8 } from "./widen";
   }
   const sd = s1 - count * k;
   let m2 = s2 - (sd * sd) / count;
-  if (exact || untrusted(s2, m2, count)) {
+  if (mode == STATS_EXACT || untrusted(s2, m2, count, mode == STATS_WIDE)) {
     store<f64>(variance, 0);
     for (let i = 0; i < runs; i++) {
       const q = p + step * <usize>i;
@@ -156,11 +166,11 @@ import { lo64, hi64, sum64, at4, at8 } from "./widen";
 
 /**
  * Mean and biased variance of channels [c0, c1), as f64 arrays of length C, and sum(x) in the f64
- * array `total` unless it is 0; `shift` is f32[C] scratch for the per-channel K. `exact` uses the
- * two-pass f64 formula throughout (RunningStats).
+ * array `total` unless it is 0; `shift` is f32[C] scratch for the per-channel K. `mode`: STATS_FAST,
+ * STATS_WIDE (f64 squares in one pass) or STATS_EXACT (the two-pass f64 formula, RunningStats).
  */
 export function statsChannelsFirst(
-  x: usize, n: i32, c: i32, s: i32, c0: i32, c1: i32, mean: usize, variance: usize, total: usize, shift: usize, exact: bool,
+  x: usize, n: i32, c: i32, s: i32, c0: i32, c1: i32, mean: usize, variance: usize, total: usize, shift: usize, mode: i32,
 ): void {
   const step = at4(c) * <usize>s;
   // mean and variance hold sum(x) and sum((x - K)^2) until the end
@@ -174,13 +184,13 @@ export function statsChannelsFirst(
     for (let ch = c0; ch < c1; ch++) {
       const p = x + at4(i * c + ch) * <usize>s;
       const k = load<f32>(shift + at4(ch));
-      if (exact) accumulateExact(p, p + row, <f64>k, mean + at8(ch), variance + at8(ch));
+      if (mode != STATS_FAST) accumulateExact(p, p + row, <f64>k, mean + at8(ch), variance + at8(ch));
       else accumulateFast(p, p + row, k, mean + at8(ch), variance + at8(ch));
     }
   }
   const count = <f64>n * <f64>s;
   for (let ch = c0; ch < c1; ch++) {
     const k = <f64>load<f32>(shift + at4(ch));
-    finishChannel(x + at4(ch) * <usize>s, n, s, step, count, k, exact, mean + at8(ch), variance + at8(ch), total ? total + at8(ch) : 0);
+    finishChannel(x + at4(ch) * <usize>s, n, s, step, count, k, mode, mean + at8(ch), variance + at8(ch), total ? total + at8(ch) : 0);
   }
 }

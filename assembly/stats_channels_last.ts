@@ -4,7 +4,7 @@
 // the scalar build), and an f64 pass around the mean for a channel whose M2 cannot be trusted.
 // Rows are read in memory order; the f32 block sums of all channels live in a row that stays in L1.
 import { lo64, hi64, at4, at8 } from "./widen";
-import { finishChannel, pilotOf } from "./stats_channels_first";
+import { finishChannel, pilotOf, STATS_FAST } from "./stats_channels_first";
 import { stride } from "./coefficients";
 
 /** Rows per f32 block. */
@@ -39,10 +39,10 @@ const BLOCK_ROWS = 16;
 /**
  * Mean and biased variance of channels [c0, c1), as f64 arrays of length C, and sum(x) in the f64
  * array `total` unless it is 0. `work` is f32 scratch of 2 rows of C rounded up to 4 (the shifts K
- * and the f32 block sums). `exact` uses the two-pass f64 formula throughout (RunningStats).
+ * and the f32 block sums). `mode` as statsChannelsFirst's: STATS_FAST, STATS_WIDE, STATS_EXACT.
  */
 export function statsChannelsLast(
-  x: usize, rows: i32, c: i32, c0: i32, c1: i32, mean: usize, variance: usize, total: usize, work: usize, exact: bool,
+  x: usize, rows: i32, c: i32, c0: i32, c1: i32, mean: usize, variance: usize, total: usize, work: usize, mode: i32,
 ): void {
   const line = at4(c);
   const shift = work, fb = work + at4(stride(c));
@@ -55,7 +55,7 @@ export function statsChannelsLast(
   }
   let fast = false;
   if (ASC_FEATURE_SIMD) {
-    fast = !exact;
+    fast = mode == STATS_FAST;
     if (fast) {
       for (let r0 = 0; r0 < rows; r0 += BLOCK_ROWS) {
         const r1 = min(rows, r0 + BLOCK_ROWS);
@@ -124,6 +124,6 @@ export function statsChannelsLast(
   const count = <f64>rows;
   for (let ch = c0; ch < c1; ch++) {
     const k = <f64>load<f32>(shift + at4(ch));
-    finishChannel(x + at4(ch), rows, 1, line, count, k, exact, mean + at8(ch), variance + at8(ch), total ? total + at8(ch) : 0);
+    finishChannel(x + at4(ch), rows, 1, line, count, k, mode, mean + at8(ch), variance + at8(ch), total ? total + at8(ch) : 0);
   }
 }

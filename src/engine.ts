@@ -186,6 +186,11 @@ export interface ForwardSpec {
   reweight?: Reweight | null;
   /** y = max(0, y), in the same kernels. */
   relu?: boolean;
+  /**
+   * Batch statistics with f64 squares (float64-grade M2 in the same single pass, for exact population
+   * statistics); not the fused channels-first kernel.
+   */
+  wide?: boolean;
 }
 
 /** What the reduce half of a backward pass needs (see {@link Engine.backwardReduce}). */
@@ -346,7 +351,7 @@ export class Engine {
 
   /** The batch's mean and biased variance; `exact` sums in f64 throughout. */
   *batchStats(x: Operand, g: Geometry, sc: Scratch, exact: boolean): Steps<Statistics> {
-    yield* this.statsPass(x, g, sc, exact, this.parts(g.length * 4));
+    yield* this.statsPass(x, g, sc, exact ? "exact" : "fast", this.parts(g.length * 4));
     return this.statistics(sc, g.count, sc.mean, sc.variance, null);
   }
 
@@ -395,7 +400,7 @@ export class Engine {
     const batchStats = o.stats !== "running";
     let w = this.stageChannels(o.weight, sc.weight, c);
     let b = this.stageChannels(o.bias, sc.bias, c);
-    if (o.stats === "batch" && !reweight && !g.rows && typeof x === "number" && typeof y === "number" && (parts === 1 || c >= parts)) {
+    if (o.stats === "batch" && !reweight && !o.wide && !g.rows && typeof x === "number" && typeof y === "number" && (parts === 1 || c >= parts)) {
       // both in wasm memory: statistics and normalize fused per channel group, split by channel
       const group = Math.max(1, Math.floor(Engine.groupBytes / (g.n * g.s * 4)));
       yield this.slices(g, this.whole(g), sc, parts).map((sl) => [
@@ -407,7 +412,7 @@ export class Engine {
         this.f64(sc.variance, c).set(given.variance);
         k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, 0, eps, w, b, sc.coef, sc.invstd);
       } else if (batchStats) {
-        yield* this.statsPass(x, g, sc, false, parts);
+        yield* this.statsPass(x, g, sc, o.wide ? "wide" : "fast", parts);
         if (reweight) {
           const r = reweight(this.f64(sc.mean, c).slice(), this.f64(sc.variance, c).slice());
           w = this.stageChannels(r.weight, sc.weight, c);
@@ -456,10 +461,11 @@ export class Engine {
    * kernel writes them. Otherwise the parts' sums of x add up (as torch's one f64 sum does) and their
    * M2 merge by Chan et al.'s formula, in block and part order.
    */
-  private *statsPass(x: Operand, g: Geometry, sc: Scratch, exact: boolean, parts: number): Pass<void> {
+  private *statsPass(x: Operand, g: Geometry, sc: Scratch, mode: "fast" | "wide" | "exact", parts: number): Pass<void> {
     const { c } = g;
     const ex = this.executor;
-    const e = exact ? 1 : 0;
+    const k = this.kernels;
+    const e = (mode === "exact" ? k.STATS_EXACT : mode === "wide" ? k.STATS_WIDE : k.STATS_FAST).value;
     const temps: number[] = [];
     try {
       const blocks = this.blocks(g, x);

@@ -53,17 +53,18 @@ export function concat(rows: Float64Array[]): Float64Array {
 /**
  * The engine's forward on each chunk in turn; returns each chunk's statistics. `step(k)` gives chunk k's
  * running-average factor and renormalization hook; it is called when chunk k starts, after the
- * chunks before it updated the running statistics. `relu`: each chunk through a fused ReLU.
+ * chunks before it updated the running statistics. `relu`: each chunk through a fused ReLU; `wide`:
+ * float64-grade batch statistics (see ForwardSpec).
  */
 export function* forwardChunks(
   engine: Engine, x: Operand, y: Operand, chunks: readonly Chunk[], sc: Scratch, weight: Operand | null, bias: Operand | null,
   eps: number, source: ForwardSpec["stats"], running: Running | null, step: (k: number) => { factor: number | null; reweight: Reweight | null },
-  relu = false,
+  relu = false, wide = false,
 ): Steps<Statistics[]> {
   const stats: Statistics[] = [];
   for (const [k, ch] of chunks.entries()) {
     const { factor, reweight } = step(k);
-    const o = { weight, bias, eps, stats: source, running, factor, reweight, relu };
+    const o = { weight, bias, eps, stats: source, running, factor, reweight, relu, wide };
     stats.push(yield* engine.forward(chunkOf(x, ch), chunkOf(y, ch), ch.g, sc, o));
   }
   return stats;

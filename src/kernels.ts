@@ -17,14 +17,18 @@ export interface Kernels {
   heapBase(): number;
   /** Rows in a coefficient block (assembly/coefficients.ts owns the layout). */
   COEF_ROWS: { readonly value: number };
+  /** The statistics kernels' modes (assembly/stats_channels_first.ts). */
+  STATS_FAST: { readonly value: number };
+  STATS_WIDE: { readonly value: number };
+  STATS_EXACT: { readonly value: number };
   /** f64 mean and biased variance, and sum(x) in `total` unless it is 0. */
   statsChannelsFirst(
     x: number, n: number, c: number, s: number, c0: number, c1: number, mean: number, variance: number, total: number, shift: number,
-    exact: number,
+    mode: number,
   ): void;
   /** f64 mean and biased variance, and sum(x) in `total` unless it is 0. */
   statsChannelsLast(
-    x: number, rows: number, c: number, c0: number, c1: number, mean: number, variance: number, total: number, work: number, exact: number,
+    x: number, rows: number, c: number, c0: number, c1: number, mean: number, variance: number, total: number, work: number, mode: number,
   ): void;
   forwardCoefficients(
     c: number, c0: number, c1: number, mean: number, variance: number, f32Stats: number, eps: number, weight: number, bias: number,

@@ -438,7 +438,9 @@ export class BatchNorm {
     try {
       const step = (k: number) => this.chunkStep(k, p, track, renorm);
       const source = given ?? (batchStats ? "batch" : "running");
-      stats = yield* forwardChunks(engine, xOp, y, chunks, sc, p.weight, p.bias, this.eps, source, p.running, step, this.activation === "relu");
+      // collecting population statistics: the batch's in float64 grade, in the same single pass
+      const wide = this.population !== null;
+      stats = yield* forwardChunks(engine, xOp, y, chunks, sc, p.weight, p.bias, this.eps, source, p.running, step, this.activation === "relu", wide);
     } catch (e) {
       if (keep !== 0 && keep !== held.block) memory.release(keep);
       throw e;
@@ -503,11 +505,10 @@ export class BatchNorm {
    * `forwardAsync` (float64 count, mean and M2 per channel, merged by Chan et al.'s formula, as
    * {@link RunningStats}), until {@link finishStatistics}. Meanwhile forwards normalize as the mode
    * says, and the running statistics and `numBatchesTracked` are left alone (no moving-average
-   * update, no count). In training mode the forward's own batch statistics are collected (no extra
-   * pass over memory; as exact as the forward's: the mean to float64 rounding, the variance too on
-   * the scalar build and within 16 float32 ulps on the SIMD build, which squares in float32 within
-   * blocks of 16 values); in eval mode and when frozen, one exact statistics pass per forward (float64
-   * rounding). Being collected is not part of the state dict or the JSON form, which show the running
+   * update, no count). In training mode the forward's own batch statistics are collected, computed to
+   * float64 rounding (deviations squared in float64) in its usual single statistics pass, so y may
+   * differ from a non-collecting SIMD forward's (float32 squares) within the accuracy bar; in eval
+   * mode and when frozen, one exact statistics pass per forward (float64 rounding). Being collected is not part of the state dict or the JSON form, which show the running
    * statistics as they are.
    * @returns this module.
    * @throws {TypeError} for a module created with `trackRunningStats: false` (no running statistics

@@ -8,7 +8,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { Executor } from "../src/executor.js";
 import type { Backend, BatchNorm } from "../src/index.js";
-import { BACKENDS, THREADS, ULP, backend } from "./helpers.js";
+import { BACKENDS, THREADS, backend, checkBar } from "./helpers.js";
 import { randn } from "./reference.js";
 
 const defaultSplit = Executor.splitBytes;
@@ -62,14 +62,11 @@ function population(l: Layout, data: { x: Float32Array; shape: number[] }[]): { 
 }
 
 /**
- * The bound on the collected variance's relative error. Exact statistics passes (eval mode, frozen,
- * the scalar build's forward) sum in float64: float64 rounding, conditioned by |mean| / sd (1e5
- * for channel 0 here). The SIMD build's training forward squares deviations in float32 within
- * blocks of 16 values (assembly/stats_channels_*.ts), so its variance, which train-mode collection
- * takes as it is, is float32-grade: 16 float32 ulps.
+ * The bound on the collected variance's relative error: float64 rounding, conditioned by |mean| / sd
+ * (1e5 for channel 0 here), in every mode. (A training forward that is not collecting squares
+ * deviations in float32 on the SIMD build; while collecting it squares them in float64.)
  */
-function varianceBound(backendName: string, mode: string, mean: number, variance: number): number {
-  if (backendName === "simd" && mode === "train") return 16 * ULP;
+function varianceBound(mean: number, variance: number): number {
   return 16 * 2 ** -52 * (1 + Math.abs(mean) / Math.sqrt(variance));
 }
 
@@ -77,7 +74,7 @@ function expectPopulation(stats: { mean: Float64Array; variance(o: { unbiased: t
   const v = stats.variance({ unbiased: true });
   for (let c = 0; c < 3; c++) {
     expect(Math.abs(stats.mean[c] - ref.mean[c])).toBeLessThanOrEqual(4 * 2 ** -52 * Math.abs(ref.mean[c]));
-    expect(Math.abs(v[c] - ref.variance[c])).toBeLessThanOrEqual(varianceBound(backendName, mode, ref.mean[c], ref.variance[c]) * ref.variance[c]);
+    expect(Math.abs(v[c] - ref.variance[c])).toBeLessThanOrEqual(varianceBound(ref.mean[c], ref.variance[c]) * ref.variance[c]);
   }
 }
 
@@ -112,9 +109,16 @@ describe.each(BACKENDS.flatMap((b) => THREADS.map((t) => [b, t] as const)))("pop
     const before = JSON.stringify(layer.stateDict());
     layer.startStatistics();
     expect(layer.collectingStatistics).toBe(true);
+    // a training forward that collects computes its batch statistics float64-grade (f64 squares in
+    // the same pass), so its outputs may differ from a forward that does not by the rounding of those
+    // statistics: within the bar; eval mode and frozen normalize exactly as usual
+    const asUsual = (q: string, got: Float32Array, usual: Float32Array) => {
+      if (mode === "train") expect(checkBar(q, got, usual, 0)).toBeNull();
+      else expect(bits(got), q).toEqual(bits(usual));
+    };
     for (const { x, shape } of data) {
       const y = async ? await layer.forwardAsync(x, shape) : layer.forward(x, shape);
-      expect(bits(y)).toEqual(bits(twin.forward(x, shape)));
+      asUsual("y", y, twin.forward(x, shape));
       expect(JSON.stringify(layer.stateDict())).toBe(before); // no moving average, no count
     }
     const stats = layer.finishStatistics();
@@ -129,7 +133,7 @@ describe.each(BACKENDS.flatMap((b) => THREADS.map((t) => [b, t] as const)))("pop
     expect(layer.numBatchesTracked).toBe(7);
     // the collected forwards backpropagate as usual
     const dy = randn(data[4].x.length, 99);
-    expect(bits(layer.backward(dy))).toEqual(bits(twin.backward(dy)));
+    asUsual("dx", layer.backward(dy), twin.backward(dy));
   });
 
   it.each(LAYOUTS.map((l) => [l.name, l] as const))("%s: any batching gives the same statistics to float64 rounding", async (_, l) => {

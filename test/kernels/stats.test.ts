@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import {
   Arena, BUILDS, Checks, KernelTester, type Kind, type Loaded, checkStats, coefStride, length, load, loopSteps, runAll, sizeCases,
-  PILOT_SAMPLES, sourceConstant, subRanges, tensor, withArena,
+  PILOT_SAMPLES, sourceConstant, subRanges, tensor, ULP32, withArena,
 } from "./harness.js";
 
 const CF = "stats_channels_first.ts";
@@ -18,12 +18,20 @@ const ROWS_AT_ONCE = loopSteps(CL, /r \+ (\d+) <= r1/g);
 const LANES = loopSteps(CL, /ch \+ (\d+) <= c1/g);
 
 /** Builder-style tester of one stats call (XNNPACK's RSumMicrokernelTester shape). */
+/**
+ * The kernels' modes (assembly/stats_channels_first.ts) and the variance bar of each: fast within 8
+ * f32 ulps; wide (f64 squares, one pass) float64-grade unless cancellation of up to 2^20 (its
+ * fallback threshold) scales the f64 rounding; exact (two passes) float64-grade.
+ */
+const MODES = { fast: 8 * ULP32, wide: 2 ** 20 * 2 ** -52 * 16, exact: 1e-12 } as const;
+type Mode = keyof typeof MODES;
+
 class StatsTester extends KernelTester {
-  private exactFlag = false;
+  private modeName: Mode = "fast";
   private withTotal = true;
 
-  exact(v: boolean): this {
-    this.exactFlag = v;
+  mode(m: Mode): this {
+    this.modeName = m;
     return this;
   }
 
@@ -36,7 +44,7 @@ class StatsTester extends KernelTester {
     const g = this.g;
     const [c0, c1] = this.range;
     const cf = g.layout === "channels-first";
-    const checks = new Checks(this.label(`exact=${this.exactFlag} total=${this.withTotal}`));
+    const checks = new Checks(this.label(`mode=${this.modeName} total=${this.withTotal}`));
     const x = tensor(g, this.kindList, this.seedValue);
     await withArena(k, (a: Arena) => {
       const inRange = (ch: number) => this.inRange(ch);
@@ -51,12 +59,12 @@ class StatsTester extends KernelTester {
         ? a.f32("shift", g.c, undefined, inRange)
         : a.f32("work", 2 * stride, undefined, (i) => inRange(i % stride));
       a.seal();
-      const e = this.exactFlag ? 1 : 0;
+      const e = k.kernels[({ fast: "STATS_FAST", wide: "STATS_WIDE", exact: "STATS_EXACT" } as const)[this.modeName]].value;
       if (cf) k.kernels.statsChannelsFirst(xb.ptr, g.n, g.c, g.s, c0, c1, mean.ptr, variance.ptr, total?.ptr ?? 0, work.ptr, e);
       else k.kernels.statsChannelsLast(xb.ptr, g.n, g.c, c0, c1, mean.ptr, variance.ptr, total?.ptr ?? 0, work.ptr, e);
       checks.untouched(a);
       const m = a.read(mean), v = a.read(variance), t = total ? a.read(total) : null;
-      for (let ch = c0; ch < c1; ch++) checkStats(checks, g, x, ch, { mean: m[ch], variance: v[ch], sum: t?.[ch] }, this.exactFlag);
+      for (let ch = c0; ch < c1; ch++) checkStats(checks, g, x, ch, { mean: m[ch], variance: v[ch], sum: t?.[ch] }, MODES[this.modeName]);
     });
     return checks.failures;
   }
@@ -69,8 +77,8 @@ describe.each(BUILDS)("stats kernels, $label build", (build) => {
     for (const [name, sizes] of sizeCases(ROW_STEPS)) {
       it(`spatial ${name}`, async () => {
         const cases = sizes.flatMap((s) =>
-          [false, true].map((exact) =>
-            tester().channelsFirst(2, 3, s).exact(exact).total(s % 2 === 0).kinds("normal", "offset", "pilot-miss").seed(s),
+          (Object.keys(MODES) as Mode[]).map((mode) =>
+            tester().channelsFirst(2, 3, s).mode(mode).total(s % 2 === 0).kinds("normal", "offset", "pilot-miss").seed(s),
           ),
         );
         expect(await runAll(await load(build), cases)).toEqual([]);
@@ -102,9 +110,9 @@ describe.each(BUILDS)("stats kernels, $label build", (build) => {
     it("hostile channels: f64 redo, 1e37, +-1e38, 1e-30, constant, Inf and NaN", async () => {
       const kinds: Kind[] = ["pilot-miss", "huge", "wide", "tiny", "constant", "nonfinite"];
       const cases = kinds.flatMap((kind) =>
-        [false, true].flatMap((exact) =>
+        (Object.keys(MODES) as Mode[]).flatMap((mode) =>
           [[2, 37], [3, 5], [1, 1]].flatMap(([n, s]) =>
-            [1, 2, 3, 4].map((seed) => tester().channelsFirst(n, 2, s).kinds(kind, "normal").exact(exact).seed(seed)),
+            [1, 2, 3, 4].map((seed) => tester().channelsFirst(n, 2, s).kinds(kind, "normal").mode(mode).seed(seed)),
           ),
         ),
       );
@@ -116,8 +124,8 @@ describe.each(BUILDS)("stats kernels, $label build", (build) => {
     for (const [name, sizes] of sizeCases([BLOCK_ROWS, ...ROWS_AT_ONCE])) {
       it(`rows ${name}`, async () => {
         const cases = sizes.flatMap((rows) =>
-          [false, true].map((exact) =>
-            tester().channelsLast(rows, 6).exact(exact).total(rows % 2 === 1).kinds("normal", "offset", "pilot-miss").seed(rows),
+          (Object.keys(MODES) as Mode[]).map((mode) =>
+            tester().channelsLast(rows, 6).mode(mode).total(rows % 2 === 1).kinds("normal", "offset", "pilot-miss").seed(rows),
           ),
         );
         expect(await runAll(await load(build), cases)).toEqual([]);
@@ -128,7 +136,7 @@ describe.each(BUILDS)("stats kernels, $label build", (build) => {
       it(`channels ${name}`, async () => {
         const rows = BLOCK_ROWS + ROWS_AT_ONCE[0] + 1;
         const cases = sizes.flatMap((c) =>
-          [false, true].map((exact) => tester().channelsLast(rows, c).exact(exact).kinds("offset", "normal", "pilot-miss").seed(c)),
+          (Object.keys(MODES) as Mode[]).map((mode) => tester().channelsLast(rows, c).mode(mode).kinds("offset", "normal", "pilot-miss").seed(c)),
         );
         expect(await runAll(await load(build), cases)).toEqual([]);
       });
@@ -148,8 +156,8 @@ describe.each(BUILDS)("stats kernels, $label build", (build) => {
 
     it("hostile channels mixed with normal ones", async () => {
       const kinds: Kind[] = ["normal", "huge", "tiny", "offset", "constant", "pilot-miss", "nonfinite", "wide"];
-      const cases = [false, true].flatMap((exact) =>
-        [1, 2, 37].flatMap((rows) => [1, 2, 3, 4].map((seed) => tester().channelsLast(rows, 9).kinds(...kinds).exact(exact).seed(seed))),
+      const cases = (Object.keys(MODES) as Mode[]).flatMap((mode) =>
+        [1, 2, 37].flatMap((rows) => [1, 2, 3, 4].map((seed) => tester().channelsLast(rows, 9).kinds(...kinds).mode(mode).seed(seed))),
       );
       expect(await runAll(await load(build), cases)).toEqual([]);
     });
