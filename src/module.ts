@@ -63,7 +63,8 @@ export interface BatchNormModuleOptions {
   /**
    * `'relu'`: the layer is BatchNorm followed by a ReLU (`nn.Sequential(nn.BatchNorm2d(C), nn.ReLU())`),
    * fused: forward returns max(0, y) from the same pass, and backward zeroes dy where that output was
-   * <= 0. Not with `renorm`, nor on a frozen module (TypeErrors). Default `'none'`.
+   * <= 0. Not with `renorm` (a TypeError). A frozen module with it keeps its input for the mask.
+   * Default `'none'`.
    */
   activation?: Activation;
 }
@@ -155,6 +156,8 @@ interface Saved {
   relu: ReluMask | null;
   /** A frozen forward: the running variance it normalized with (backward scales dy by weight / sqrt(it + eps)); else null. */
   frozenVar: Float32Array | null;
+  /** The forward was frozen: backward keeps no weight or bias gradients. */
+  frozen: boolean;
   /** The ghost batches (one chunk without them); mean64 and invstd64 hold C values per chunk. */
   chunks: Chunk[];
   /** Per chunk, batch renormalization's r, d and weight (null in warm-up), or null without it. */
@@ -369,7 +372,6 @@ export class BatchNorm {
     if (!this.buffers) {
       throw new TypeError("freeze: this module has no running statistics (created with trackRunningStats: false) to normalize with");
     }
-    if (this.activation === "relu") throw new TypeError("freeze: not supported with activation 'relu'");
     this.isFrozen = true;
     return this;
   }
@@ -414,14 +416,20 @@ export class BatchNorm {
       throw new RangeError(`x: expected ${this.numFeatures} channels (numFeatures), got ${g.c} in shape [${g.shape.join(", ")}]`);
     }
     const p = this.params();
-    if (this.isFrozen) return yield* this.frozenForwardSteps(xOp, g, p);
-    const batchStats = this.training || p.running === null;
-    const chunks = chunksOf(g, this.training ? this.virtualBatchSize : null);
+    const relu = this.activation === "relu";
+    // frozen: eval-mode BN whatever the mode; through a ReLU backward needs x for the mask, so it
+    // takes the eval-mode path below (and keeps no gradients), else the one-pass frozen path
+    if (this.isFrozen && !relu) return yield* this.frozenForwardSteps(xOp, g, p);
+    const training = this.training && !this.isFrozen;
+    const batchStats = training || p.running === null;
+    const chunks = chunksOf(g, training ? this.virtualBatchSize : null);
     if (batchStats && !given) checkChunkStats(chunks);
-    const track = this.training && this.tracking && p.running !== null && this.population === null;
+    const track = training && this.tracking && p.running !== null && this.population === null;
     if (g.length === 0 && !given) {
       if (track) this.numBatchesTracked += chunks.length;
-      this.saved = { g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats, frozenVar: null, chunks, renorm: null, relu: null };
+      this.saved = {
+        g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats, frozenVar: null, frozen: this.isFrozen, chunks, renorm: null, relu: null,
+      };
       return new Float32Array(0);
     }
     const engine = this.engine;
@@ -440,7 +448,7 @@ export class BatchNorm {
       const source = given ?? (batchStats ? "batch" : "running");
       // collecting population statistics: the batch's in float64 grade, in the same single pass
       const wide = this.population !== null;
-      stats = yield* forwardChunks(engine, xOp, y, chunks, sc, p.weight, p.bias, this.eps, source, p.running, step, this.activation === "relu", wide);
+      stats = yield* forwardChunks(engine, xOp, y, chunks, sc, p.weight, p.bias, this.eps, source, p.running, step, relu, wide);
     } catch (e) {
       if (keep !== 0 && keep !== held.block) memory.release(keep);
       throw e;
@@ -467,7 +475,8 @@ export class BatchNorm {
       frozenVar: null,
       chunks,
       renorm: renorm.some(Boolean) ? renorm : null,
-      relu: this.activation === "relu" ? { weight: this.copyOf(p.weight), bias: this.copyOf(p.bias) } : null,
+      frozen: this.isFrozen,
+      relu: relu ? { weight: this.copyOf(p.weight), bias: this.copyOf(p.bias) } : null,
     };
     return y;
   }
@@ -486,7 +495,7 @@ export class BatchNorm {
     }
     const frozenVar = this.engine.memory.floats(running.variance, g.c).slice();
     this.saved = {
-      g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats: false, frozenVar, chunks: chunksOf(g, null), renorm: null, relu: null,
+      g, x: 0, tensor: null, mean64: NONE, invstd64: NONE, batchStats: false, frozenVar, frozen: true, chunks: chunksOf(g, null), renorm: null, relu: null,
     };
     return y;
   }
@@ -650,7 +659,7 @@ export class BatchNorm {
     const wg = this.weightGrad === null ? null : checkFloat32Array("weightGrad", this.weightGrad, c, memory);
     const bg = this.biasGrad === null ? null : checkFloat32Array("biasGrad", this.biasGrad, c, memory);
     if (g.length === 0) {
-      this.accumulate(wg, bg, new Float32Array(c), new Float32Array(c));
+      if (!saved.frozen) this.accumulate(wg, bg, new Float32Array(c), new Float32Array(c));
       return new Float32Array(0);
     }
     const engine = this.engine;
@@ -666,7 +675,7 @@ export class BatchNorm {
     const { dweight, dbias } = yield* backwardChunks(
       engine, dyOp, saved.x, dx, saved.chunks, sc, p.weight, saved.mean64, saved.invstd64, saved.batchStats, saved.renorm, saved.relu,
     );
-    this.accumulate(wg, bg, dweight, dbias);
+    if (!saved.frozen) this.accumulate(wg, bg, dweight, dbias);
     return dx;
   }
 

@@ -255,7 +255,7 @@ describe.each(BACKENDS)("fused ReLU options, %s backend", (name) => {
     expect(() => bn.batchNormBackward(x, x, { shape, mean: r.mean, invstd: r.invstd, activation: "relu", bias: [1, 2, 3] as never })).toThrow(/^bias: /);
   });
 
-  it("with ghost batches each chunk is masked with its own statistics; renorm and freeze are refused", async () => {
+  it("with ghost batches each chunk is masked with its own statistics; renorm is refused", async () => {
     const bn = await backend(name);
     const shape = [10, 3, 8];
     const x = randn(240, 5, 2, 0.3), dy = randn(240, 6);
@@ -274,8 +274,35 @@ describe.each(BACKENDS)("fused ReLU options, %s backend", (name) => {
     expect(() => new bn.BatchNorm(3, { activation: "relu", renorm: { rMax: 2, dMax: 1 } })).toThrow(/^activation: 'relu' is not supported with renorm$/);
     expect(() => (layer.renorm = { rMax: 2, dMax: 1 })).toThrow(/^renorm: not supported with activation 'relu'$/);
     expect(layer.renorm).toBe(null);
-    expect(() => layer.freeze()).toThrow(/^freeze: not supported with activation 'relu'$/);
-    expect(layer.frozen).toBe(false);
+  });
+
+  it("a frozen module through a ReLU: eval-mode BN + ReLU in every mode, dx masked, no gradients, no update", async () => {
+    const bits = (a: Float32Array) => Array.from(new Uint32Array(a.slice().buffer));
+    for (const layout of ["channels-first", "channels-last"] as const) {
+      const bn = await backend(name, 2);
+      const shape = layout === "channels-first" ? [6, 4, 9] : [6, 9, 4];
+      const x = randn(216, 7, 2, 0.3), dy = randn(216, 8);
+      const make = () => {
+        const m = new bn.BatchNorm(4, { layout, activation: "relu" });
+        m.runningMean!.set([0.2, -0.1, 0.4, 0]);
+        m.runningVar!.set([1.5, 0.5, 2, 1]);
+        m.bias!.set([0.1, -0.3, 0, 0.2]);
+        return m;
+      };
+      const frozen = make().freeze();
+      const reference = make().eval(); // what a frozen layer computes: eval-mode BN, then ReLU
+      const state = JSON.stringify(frozen.stateDict());
+      for (const async of [false, true]) {
+        const y = async ? await frozen.forwardAsync(x, shape) : frozen.forward(x, shape); // training mode, frozen
+        expect(bits(y)).toEqual(bits(reference.forward(x, shape)));
+        const dx = async ? await frozen.backwardAsync(dy) : frozen.backward(dy);
+        reference.zeroGrad();
+        expect(bits(dx)).toEqual(bits(reference.backward(dy)));
+        expect(Array.from(y).some((v) => v === 0) && Array.from(y).some((v) => v > 0)).toBe(true);
+      }
+      expect(frozen.weightGrad).toBe(null); // a frozen module keeps no gradients
+      expect(JSON.stringify(frozen.stateDict())).toBe(state); // no update, no count
+    }
   });
 
   it("'none' is the default and the same as no activation; the module keeps its activation through JSON", async () => {
