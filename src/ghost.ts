@@ -19,6 +19,8 @@ export interface RenormChunk {
   r: Float64Array;
   d: Float64Array;
   weight: Float32Array;
+  /** b + w * d: with the weight, what a fused ReLU's mask is rebuilt from */
+  bias: Float32Array;
 }
 
 /**
@@ -74,7 +76,7 @@ export function* forwardChunks(
  * The engine's backward on each chunk in turn, from the forward's per-chunk `mean` and `invstd`
  * (chunk-major); dweight and dbias summed in f64. With `renorm[k]` (null: plain) chunk k runs with weight w * r_k and
  * its dweight is r_k * sum(dy * xhat) + d_k * sum(dy) (r and d constants). `relu`: through a fused
- * ReLU, given the forward's weight and bias (not with renorm).
+ * ReLU, given the forward's weight and bias (a renormalized chunk's own w * r and b + w * d).
  */
 export function* backwardChunks(
   engine: Engine, dy: Operand, x: Operand, dx: Operand, chunks: readonly Chunk[], sc: Scratch, weight: Operand | null,
@@ -88,7 +90,9 @@ export function* backwardChunks(
     const rows = (a: Float64Array) => a.subarray(k * c, (k + 1) * c);
     const rn = renorm?.[k];
     const w = rn ? rn.weight : weight;
-    const o = { weight: w, mean: rows(mean), invstd: rows(invstd), training, relu };
+    // a renormalized chunk's ReLU clipped the output of its own weight and bias
+    const mask = relu && rn ? { weight: rn.weight, bias: rn.bias } : relu;
+    const o = { weight: w, mean: rows(mean), invstd: rows(invstd), training, relu: mask };
     const g = yield* engine.backward(chunkOf(dy, ch), chunkOf(x, ch), chunkOf(dx, ch), ch.g, sc, o);
     for (let i = 0; i < c; i++) {
       dweight[i] += rn ? rn.r[i] * g.dweight[i] + rn.d[i] * g.dbias[i] : g.dweight[i];

@@ -63,7 +63,7 @@ export interface BatchNormModuleOptions {
   /**
    * `'relu'`: the layer is BatchNorm followed by a ReLU (`nn.Sequential(nn.BatchNorm2d(C), nn.ReLU())`),
    * fused: forward returns max(0, y) from the same pass, and backward zeroes dy where that output was
-   * <= 0. Not with `renorm` (a TypeError). A frozen module with it keeps its input for the mask.
+   * <= 0 (with `renorm`, the renormalized output). A frozen module with it keeps its input for the mask.
    * Default `'none'`.
    */
   activation?: Activation;
@@ -284,7 +284,6 @@ export class BatchNorm {
     this.activation = checkActivation(options.activation);
     this.virtualBatchSize = checkVirtualBatchSize(options.virtualBatchSize);
     this.renormSettings = this.checkedRenorm(options.renorm);
-    if (this.activation === "relu" && this.renormSettings) throw new TypeError("activation: 'relu' is not supported with renorm");
     this.weight = this.scale ? new Float32Array(numFeatures).fill(1) : null;
     this.bias = this.center ? new Float32Array(numFeatures) : null;
     this.runningMean = this.buffers ? new Float32Array(numFeatures) : null;
@@ -321,9 +320,7 @@ export class BatchNorm {
   }
 
   set renorm(v: BatchRenormOptions | null) {
-    const settings = this.checkedRenorm(v);
-    if (settings && this.activation === "relu") throw new TypeError("renorm: not supported with activation 'relu'");
-    this.renormSettings = settings;
+    this.renormSettings = this.checkedRenorm(v);
   }
 
   private checkedRenorm(v: unknown): Readonly<Required<BatchRenormOptions>> | null {

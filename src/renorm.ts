@@ -41,7 +41,7 @@ export function renormalize(
       w[i] = wi * r[i];
       b[i] = (bias ? bias[i] : 0) + wi * d[i];
     }
-    record({ r, d, weight: w });
+    record({ r, d, weight: w, bias: b });
     return { weight: w, bias: b };
   };
 }

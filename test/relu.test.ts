@@ -271,9 +271,38 @@ describe.each(BACKENDS)("fused ReLU options, %s backend", (name) => {
     const g = bn.batchNormBackward(dy, x, { shape, mean: f.mean, invstd: f.invstd, virtualBatchSize: 4, activation: "relu" });
     sameValues("functional ghost dx", g.dx, bn.batchNormBackward(masked(dy, f.y), x, { shape, mean: f.mean, invstd: f.invstd, virtualBatchSize: 4 }).dx, misses);
     expect(misses).toEqual([]);
-    expect(() => new bn.BatchNorm(3, { activation: "relu", renorm: { rMax: 2, dMax: 1 } })).toThrow(/^activation: 'relu' is not supported with renorm$/);
-    expect(() => (layer.renorm = { rMax: 2, dMax: 1 })).toThrow(/^renorm: not supported with activation 'relu'$/);
-    expect(layer.renorm).toBe(null);
+  });
+
+  it("with batch renormalization the ReLU clips the renormalized output, and backward masks by it", async () => {
+    for (const threads of THREADS) {
+      const bn = await backend(name, threads);
+      for (const { shape, layout } of SHAPES) {
+        const c = layout === "channels-last" ? shape[shape.length - 1] : shape[1];
+        const length = shape.reduce((a, b) => a * b, 1);
+        const opts = { layout, renorm: { rMax: 1.5, dMax: 0.5, warmupSteps: 1 }, virtualBatchSize: 2, momentum: 0.3 } as const;
+        const layer = new bn.BatchNorm(c, { ...opts, activation: "relu" });
+        const plain = new bn.BatchNorm(c, opts);
+        for (const m of [layer, plain]) {
+          m.weight!.set(randn(c, 3, 0.5, 1));
+          m.bias!.set(randn(c, 4, 0.3));
+        }
+        const misses: string[] = [];
+        for (let step = 0; step < 3; step++) {
+          // offset data so r and d clip past the warm-up step
+          const x = randn(length, 10 + step, 1 + step, 0.5 * step), dy = randn(length, 20 + step);
+          const y = layer.forward(x, shape);
+          const before = plain.forward(x, shape);
+          sameValues(`step ${step} y`, y, Array.from(before, (v) => (v < 0 ? 0 : v)), misses);
+          layer.zeroGrad();
+          plain.zeroGrad();
+          sameValues(`step ${step} dx`, layer.backward(dy), plain.backward(masked(dy, y)), misses);
+          sameValues(`step ${step} dweight`, layer.weightGrad!, plain.weightGrad!, misses);
+          sameValues(`step ${step} dbias`, layer.biasGrad!, plain.biasGrad!, misses);
+          sameValues(`step ${step} runningVar`, layer.runningVar!, plain.runningVar!, misses);
+        }
+        expect(misses).toEqual([]);
+      }
+    }
   });
 
   it("a frozen module through a ReLU: eval-mode BN + ReLU in every mode, dx masked, no gradients, no update", async () => {
