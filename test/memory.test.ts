@@ -1,12 +1,13 @@
 // Wasm memory: views that survive growth, zero-copy calls that allocate nothing, freed space reused.
 import { describe, expect, it } from "vitest";
 import { Engine } from "../src/engine.js";
-import { BACKENDS, backend } from "./helpers.js";
+import { BACKENDS, backend, plainBackend } from "./helpers.js";
 import { randn, referenceForward } from "./reference.js";
 
 describe.each(BACKENDS)("memory, %s backend", (name) => {
-  it("WasmTensor views stay valid after forced growth", async () => {
-    const bn = await backend(name);
+  // plain first: init() caches a backend per build and thread count (plainBackend's note)
+  it.each(["plain", "shared"] as const)("WasmTensor views stay valid after forced growth (%s memory)", async (kind) => {
+    const bn = kind === "plain" ? await plainBackend(name) : await backend(name, 2);
     const t = bn.alloc(1000);
     t.data.set(randn(1000, 1));
     const copy = t.data.slice();
@@ -14,12 +15,13 @@ describe.each(BACKENDS)("memory, %s backend", (name) => {
     const before = bn.memoryBytes;
     const big = bn.alloc(before / 4); // more than is free: memory must grow
     expect(bn.memoryBytes).toBeGreaterThanOrEqual(2 * before); // grows in a large step
-    if (oldView.buffer instanceof SharedArrayBuffer) {
+    if (kind === "plain") {
+      expect(oldView.length).toBe(0); // the old ArrayBuffer was detached
+    } else {
       // a shared memory (threaded build) never detaches: the old view keeps its length and data
+      expect(oldView.buffer).toBeInstanceOf(SharedArrayBuffer);
       expect(Array.from(oldView)).toEqual(Array.from(copy));
       expect(t.data.buffer).not.toBe(oldView.buffer); // t.data is re-made over the grown buffer
-    } else {
-      expect(oldView.length).toBe(0); // the old ArrayBuffer was detached
     }
     expect(Array.from(t.data)).toEqual(Array.from(copy));
     const y = bn.batchNorm(t, { shape: [10, 10, 10] }).y;
@@ -27,6 +29,7 @@ describe.each(BACKENDS)("memory, %s backend", (name) => {
     for (let i = 0; i < 1000; i += 97) expect(y[i]).toBeCloseTo(ref.y[i], 5);
     big.free();
     t.free();
+    if (kind === "plain") await bn.terminate(); // out of init()'s cache: the tests below get the default backend
   });
 
   it("zero-copy calls allocate nothing and can run in place", async () => {
