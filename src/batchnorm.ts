@@ -16,7 +16,7 @@ import {
 import {
   Activation, Layout, Tensor, checkActivation, checkBoolean, checkChannels, checkChunkChannels, checkChunkStats, checkDisjoint, checkEps,
   checkKeys, checkLayout, checkMomentum, checkOut, checkRunningVariance, checkTensor, checkVirtualBatchSize, describe, geometry,
-  RunningVariance,
+  Geometry, RunningVariance,
 } from "./validate.js";
 
 /**
@@ -245,7 +245,8 @@ function* batchNormSteps(engine: Engine, x: Tensor, options: BatchNormOptions): 
   const sc = engine.scratch(g.c);
   const y = out ?? new Float32Array(length);
   const factor = training && running ? momentum : null;
-  const stats = yield* forwardChunks(engine, xOp, y, chunks, sc, weight, bias, eps, batchStats ? "batch" : "running", running, () => ({ factor, reweight: null }), relu);
+  const o = { weight, bias, eps, stats: batchStats ? "batch" : "running", running, relu } as const;
+  const stats = yield* forwardChunks(engine, xOp, y, chunks, sc, o, () => ({ factor, reweight: null }));
   const { mean, invstd } = batchStats ? returned(concat(stats.map((s) => s.mean)), concat(stats.map((s) => s.invstd)), relu) : {
     mean: new Float32Array(stats[0].mean), invstd: new Float32Array(stats[0].invstd),
   };
@@ -295,14 +296,22 @@ export function batchNormBackwardAsync(engine: Engine, dy: Tensor, x: Tensor, op
   return engine.runAsync(() => batchNormBackwardSteps(engine, dy, x, options));
 }
 
-function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): Steps<BatchNormBackwardResult> {
-  const memory = engine.memory;
-  checkKeys(options, BACKWARD_OPTIONS);
+/** The checks a backward call starts with: its option names, dy and x, the shape, dy of x's length. */
+function checkGradientInputs(
+  memory: WasmMemory, dy: Tensor, x: Tensor, options: { shape: readonly number[]; layout?: Layout }, known: ReadonlySet<string>,
+): { dyOp: Operand; xOp: Operand; g: Geometry } {
+  checkKeys(options, known);
   const dyOp = checkTensor("dy", dy, memory);
   const xOp = checkTensor("x", x, memory);
+  const g = geometry(options.shape, checkLayout(options.layout), x.length);
+  if (dy.length !== x.length) throw new RangeError(`dy: expected length ${x.length} (as x), got ${dy.length}`);
+  return { dyOp, xOp, g };
+}
+
+function* batchNormBackwardSteps(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): Steps<BatchNormBackwardResult> {
+  const memory = engine.memory;
+  const { dyOp, xOp, g } = checkGradientInputs(memory, dy, x, options, BACKWARD_OPTIONS);
   const length = x.length;
-  const g = geometry(options.shape, checkLayout(options.layout), length);
-  if (dy.length !== length) throw new RangeError(`dy: expected length ${length} (as x), got ${dy.length}`);
   const weight = checkChannels("weight", options.weight, g.c, memory);
   const training = checkBoolean("training", options.training, true);
   const eps = checkEps(options.eps);
@@ -372,12 +381,13 @@ function checkReduced(v: unknown, count: unknown, c: number, training: boolean, 
   if (virtualBatchSize !== null) throw new TypeError("reduced: not with virtualBatchSize");
   if (count === undefined) throw new TypeError("count: required with reduced (the count of the merged statistics the forward used)");
   if (!Number.isSafeInteger(count) || (count as number) < 1) throw new RangeError(`count: expected a positive integer, got ${describe(count)}`);
-  checkKeys(v, new Set(["sumDy", "sumDyXc"]), "reduced", "reduced.", "field");
+  checkKeys(v, REDUCED_KEYS, "reduced", "reduced.", "field");
   const r = v as { sumDy: unknown; sumDyXc: unknown };
   return { sumDy: f64Row("reduced.sumDy", r.sumDy, c), sumDyXc: f64Row("reduced.sumDyXc", r.sumDyXc, c), count: count as number };
 }
 
 const REDUCE_OPTIONS: ReadonlySet<string> = new Set(["shape", "layout", "mean", "invstd", "weight", "bias", "activation"]);
+const REDUCED_KEYS: ReadonlySet<string> = new Set(["sumDy", "sumDyXc"]);
 
 export function batchNormBackwardReduce(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardReduceOptions): BatchNormBackwardReduced {
   return engine.run("batchNormBackwardReduce", batchNormBackwardReduceSteps(engine, dy, x, options));
@@ -390,11 +400,7 @@ export function batchNormBackwardReduceAsync(engine: Engine, dy: Tensor, x: Tens
 
 function* batchNormBackwardReduceSteps(engine: Engine, dy: Tensor, x: Tensor, options: BatchNormBackwardReduceOptions): Steps<BatchNormBackwardReduced> {
   const memory = engine.memory;
-  checkKeys(options, REDUCE_OPTIONS);
-  const dyOp = checkTensor("dy", dy, memory);
-  const xOp = checkTensor("x", x, memory);
-  const g = geometry(options.shape, checkLayout(options.layout), x.length);
-  if (dy.length !== x.length) throw new RangeError(`dy: expected length ${x.length} (as x), got ${dy.length}`);
+  const { dyOp, xOp, g } = checkGradientInputs(memory, dy, x, options, REDUCE_OPTIONS);
   const mean = checkChannels("mean", options.mean, g.c, memory);
   const invstd = checkChannels("invstd", options.invstd, g.c, memory);
   if (!mean || !invstd) {

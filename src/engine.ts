@@ -400,6 +400,9 @@ export class Engine {
     const batchStats = o.stats !== "running";
     let w = this.stageChannels(o.weight, sc.weight, c);
     let b = this.stageChannels(o.bias, sc.bias, c);
+    // the running statistics a forward through them staged in wasm (and returns)
+    let readMean = 0;
+    let readVar = 0;
     if (o.stats === "batch" && !reweight && !o.wide && !g.rows && typeof x === "number" && typeof y === "number" && (parts === 1 || c >= parts)) {
       // both in wasm memory: statistics and normalize fused per channel group, split by channel
       const group = Math.max(1, Math.floor(Engine.groupBytes / (g.n * g.s * 4)));
@@ -420,9 +423,9 @@ export class Engine {
         }
         k.forwardCoefficients(c, 0, c, sc.mean, sc.variance, 0, eps, w, b, sc.coef, sc.invstd);
       } else {
-        const rm = this.stageChannels(running!.mean, sc.runningMean, c);
-        const rv = this.stageChannels(running!.variance, sc.runningVar, c);
-        k.forwardCoefficients(c, 0, c, rm, rv, 1, eps, w, b, sc.coef, sc.invstd);
+        readMean = this.stageChannels(running!.mean, sc.runningMean, c);
+        readVar = this.stageChannels(running!.variance, sc.runningVar, c);
+        k.forwardCoefficients(c, 0, c, readMean, readVar, 1, eps, w, b, sc.coef, sc.invstd);
       }
       const temps: number[] = [];
       try {
@@ -440,9 +443,7 @@ export class Engine {
         this.release(temps);
       }
     }
-    if (!batchStats) {
-      return this.statistics(sc, 0, this.stageChannels(running!.mean, sc.runningMean, c), this.stageChannels(running!.variance, sc.runningVar, c), sc.invstd);
-    }
+    if (!batchStats) return this.statistics(sc, 0, readMean, readVar, sc.invstd);
     const count = given ? given.count : g.count;
     const stats = this.statistics(sc, count, sc.mean, sc.variance, sc.invstd);
     if (running && factor !== null) {

@@ -5,7 +5,7 @@
 // Hubara & Soudry, "Train longer, generalize better", 2017. A chunk of an [N, ...] tensor is a
 // contiguous range in either layout, so the engine's passes run on each chunk's sub-geometry in place
 // (an address offset in wasm memory, a subarray of a Float32Array): no copies.
-import type { Engine, ForwardSpec, Operand, ReluMask, Reweight, Running, Scratch, Statistics, Steps } from "./engine.js";
+import type { Engine, ForwardSpec, Operand, ReluMask, Reweight, Scratch, Statistics, Steps } from "./engine.js";
 import type { Geometry } from "./validate.js";
 
 /** One ghost batch: its geometry and its first value's index in the whole tensor. */
@@ -55,19 +55,15 @@ export function concat(rows: Float64Array[]): Float64Array {
 /**
  * The engine's forward on each chunk in turn; returns each chunk's statistics. `step(k)` gives chunk k's
  * running-average factor and renormalization hook; it is called when chunk k starts, after the
- * chunks before it updated the running statistics. `relu`: each chunk through a fused ReLU; `wide`:
- * float64-grade batch statistics (see ForwardSpec).
+ * chunks before it updated the running statistics; `o` holds the rest of each chunk's ForwardSpec.
  */
 export function* forwardChunks(
-  engine: Engine, x: Operand, y: Operand, chunks: readonly Chunk[], sc: Scratch, weight: Operand | null, bias: Operand | null,
-  eps: number, source: ForwardSpec["stats"], running: Running | null, step: (k: number) => { factor: number | null; reweight: Reweight | null },
-  relu = false, wide = false,
+  engine: Engine, x: Operand, y: Operand, chunks: readonly Chunk[], sc: Scratch, o: Omit<ForwardSpec, "factor" | "reweight">,
+  step: (k: number) => { factor: number | null; reweight: Reweight | null },
 ): Steps<Statistics[]> {
   const stats: Statistics[] = [];
   for (const [k, ch] of chunks.entries()) {
-    const { factor, reweight } = step(k);
-    const o = { weight, bias, eps, stats: source, running, factor, reweight, relu, wide };
-    stats.push(yield* engine.forward(chunkOf(x, ch), chunkOf(y, ch), ch.g, sc, o));
+    stats.push(yield* engine.forward(chunkOf(x, ch), chunkOf(y, ch), ch.g, sc, { ...o, ...step(k) }));
   }
   return stats;
 }

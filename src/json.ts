@@ -37,12 +37,13 @@ export function f64ToJSON(a: ArrayLike<number>): JsonFloat[] {
 }
 
 /**
- * `length` floats from a Float32Array or an array of JsonFloat (as `f32ToJSON`/`f64ToJSON` write
- * them, or plain numbers): a TypeError or RangeError naming `name` for anything else.
+ * `length` floats from a Float32Array or Float64Array or an array of JsonFloat (as
+ * `f32ToJSON`/`f64ToJSON` write them, or plain numbers): a TypeError or RangeError naming `name` for
+ * anything else (its message names `typed`, the array the caller's values are).
  */
-export function floatsFromJSON(name: string, v: unknown, length: number): Float64Array {
-  if (!(v instanceof Float32Array) && !Array.isArray(v)) {
-    throw new TypeError(`${name}: expected a Float32Array or an array of ${length} numbers, got ${describe(v)}`);
+export function floatsFromJSON(name: string, v: unknown, length: number, typed = "Float32Array"): Float64Array {
+  if (!(v instanceof Float32Array) && !(v instanceof Float64Array) && !Array.isArray(v)) {
+    throw new TypeError(`${name}: expected a ${typed} or an array of ${length} numbers, got ${describe(v)}`);
   }
   if (v.length !== length) throw new RangeError(`${name}: expected length ${length}, got ${v.length}`);
   const out = new Float64Array(length);

@@ -7,7 +7,7 @@
 import {
   Imported, KerasBatchNormalizationOutput, OnnxBatchNormalizationOutput, Origin, toKeras, toOnnx,
 } from "./conventions.js";
-import { Engine, GivenStatistics, Operand, Reduced, ReluMask, Reweight, Running, Statistics, Steps } from "./engine.js";
+import { Engine, ForwardSpec, GivenStatistics, Operand, Reduced, ReluMask, Reweight, Running, Statistics, Steps } from "./engine.js";
 import { Chunk, RenormChunk, backwardChunks, chunksOf, concat, forwardChunks } from "./ghost.js";
 import { JsonFloat, f32ToJSON, floatsFromJSON, parseJSON } from "./json.js";
 import { WasmTensor } from "./memory.js";
@@ -442,10 +442,11 @@ export class BatchNorm {
     let stats: Statistics[];
     try {
       const step = (k: number) => this.chunkStep(k, p, track, renorm);
-      const source = given ?? (batchStats ? "batch" : "running");
+      const source: ForwardSpec["stats"] = given ?? (batchStats ? "batch" : "running");
       // collecting population statistics: the batch's in float64 grade, in the same single pass
       const wide = this.population !== null;
-      stats = yield* forwardChunks(engine, xOp, y, chunks, sc, p.weight, p.bias, this.eps, source, p.running, step, relu, wide);
+      const o = { weight: p.weight, bias: p.bias, eps: this.eps, stats: source, running: p.running, relu, wide };
+      stats = yield* forwardChunks(engine, xOp, y, chunks, sc, o, step);
     } catch (e) {
       if (keep !== 0 && keep !== held.block) memory.release(keep);
       throw e;
@@ -644,12 +645,8 @@ export class BatchNorm {
    */
   protected *backwardSteps(dy: Tensor, sync: { reduced: Reduced & { count: number }; local: Reduced } | null = null): Steps<Float32Array> {
     const memory = this.engine.memory;
-    const dyOp = checkTensor("dy", dy, memory);
-    const saved = this.saved;
-    if (!saved) throw new TypeError("backward: call forward first (no forward statistics are saved)");
-    if (saved.tensor?.freed) throw new TypeError("backward: the WasmTensor given to forward has been freed");
+    const { dyOp, saved } = this.checkBackward(dy);
     const { g } = saved;
-    if (dy.length !== g.length) throw new RangeError(`dy: expected length ${g.length} (as the last forward's x), got ${dy.length}`);
     const p = this.params();
     if (saved.frozenVar) return yield* this.frozenBackwardSteps(dyOp, saved.g, saved.frozenVar, p);
     const c = this.numFeatures;
@@ -686,6 +683,16 @@ export class BatchNorm {
     const scaleOnly = { mean: new Float32Array(g.c), variance: frozenVar, biased: false }; // read, never updated
     yield* this.engine.forward(dyOp, dx, g, this.engine.scratch(g.c), { weight: p.weight, bias: null, eps: this.eps, stats: "running", running: scaleOnly, factor: null });
     return dx;
+  }
+
+  /** @internal the checks a backward starts with: a saved forward whose input still lives, and dy of its length */
+  protected checkBackward(dy: Tensor): { dyOp: Operand; saved: Saved } {
+    const dyOp = checkTensor("dy", dy, this.engine.memory);
+    const saved = this.saved;
+    if (!saved) throw new TypeError("backward: call forward first (no forward statistics are saved)");
+    if (saved.tensor?.freed) throw new TypeError("backward: the WasmTensor given to forward has been freed");
+    if (dy.length !== saved.g.length) throw new RangeError(`dy: expected length ${saved.g.length} (as the last forward's x), got ${dy.length}`);
+    return { dyOp, saved };
   }
 
   /** Resets `weightGrad` and `biasGrad` to `null`, as PyTorch's `zero_grad()` (set_to_none, its default since 2.0). */

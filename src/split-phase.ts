@@ -6,6 +6,7 @@
 // `count`). PyTorch's SyncBatchNorm exchanges (mean, invstd, count) and rebuilds the variance from
 // invstd, losing precision; these parts lose nothing.
 import { chanMerge } from "./chan-merge.js";
+import { floatsFromJSON } from "./json.js";
 import type { Engine, Steps } from "./engine.js";
 import { Activation, Layout, Tensor, checkKeys, checkLayout, checkTensor, describe, geometry } from "./validate.js";
 
@@ -66,16 +67,9 @@ export interface BatchNormBackwardReduced {
 const STATISTICS_OPTIONS: ReadonlySet<string> = new Set(["shape", "layout"]);
 const PART_KEYS: ReadonlySet<string> = new Set(["count", "mean", "m2"]);
 
-/** A float64 row of length `c` from a Float64Array or an array of numbers, else a named error. */
+/** A float64 row of length `c` from a Float64Array or an array of numbers (JSON's too), else a named error. */
 export function f64Row(name: string, v: unknown, c: number): Float64Array {
-  if (!(v instanceof Float64Array) && !Array.isArray(v)) {
-    throw new TypeError(`${name}: expected a Float64Array or an array of ${c} numbers, got ${describe(v)}`);
-  }
-  if (v.length !== c) throw new RangeError(`${name}: expected length ${c}, got ${v.length}`);
-  if (Array.isArray(v)) {
-    for (let i = 0; i < c; i++) if (typeof v[i] !== "number") throw new TypeError(`${name}[${i}]: expected a number, got ${describe(v[i])}`);
-  }
-  return v instanceof Float64Array ? v : Float64Array.from(v as number[]);
+  return floatsFromJSON(name, v, c, "Float64Array");
 }
 
 /** A checked part: count a non-negative integer, mean and m2 of length `c` (c from the first part when null). */

@@ -6,7 +6,7 @@
 import type { Engine, Reduced, Steps } from "./engine.js";
 import { BatchNorm, type BatchNormModuleOptions } from "./module.js";
 import { type BatchStatistics, batchStatisticsSteps, f64Row, mergeStatistics } from "./split-phase.js";
-import { checkTensor, describe, type Tensor } from "./validate.js";
+import { describe, type Tensor } from "./validate.js";
 
 /** What a rank sends to the others: its batch statistics (forward) or its backward sums (backward). */
 export type SyncPart = BatchStatistics | Reduced;
@@ -140,11 +140,8 @@ export class SyncBatchNorm extends BatchNorm {
 
   /** This rank's sums of dy and dy * (x - mean) for the saved forward. */
   private *localSums(dy: Tensor): Steps<Reduced> {
-    const saved = this.saved!;
+    const { dyOp, saved } = this.checkBackward(dy);
     const { g } = saved;
-    const dyOp = checkTensor("dy", dy, this.engine.memory);
-    if (dy.length !== g.length) throw new RangeError(`dy: expected length ${g.length} (as the last forward's x), got ${dy.length}`);
-    if (saved.tensor?.freed) throw new TypeError("backward: the WasmTensor given to forward has been freed");
     if (g.length === 0) return { sumDy: new Float64Array(g.c), sumDyXc: new Float64Array(g.c) };
     const o = { mean: saved.mean64, invstd: saved.invstd64, relu: saved.relu };
     return yield* this.engine.backwardReduce(dyOp, saved.x, g, this.engine.scratch(g.c), o);
